@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that measure and write JSON + rows in BENCHMARKS.md (`python -m benchmarks`)."""

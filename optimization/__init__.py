@@ -1,0 +1,1 @@
+"""Optimizing pixels on the frozen VGG: the Gatys baseline, DeepDream, inversion, visualization."""

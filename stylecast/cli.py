@@ -1,0 +1,79 @@
+"""`stylecast` console command: a thin dispatcher.
+
+Each subcommand lives in the package that owns it and exposes `main(argv) -> int`. The table
+below names modules as strings so that `stylecast --help` imports nothing heavy (no torch):
+a subcommand's module is imported only when that subcommand runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from stylecast import __version__
+from stylecast.errors import UserError
+
+# name -> (module with main(argv), one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "optimize": ("optimization.cli", "slow Gatys et al. style transfer: optimize the pixels (L-BFGS/Adam)"),
+    "train": ("training.cli", "train a feed-forward style network (Johnson et al.) with Lightning"),
+    "export": ("training.export", "export a trained checkpoint to ONNX, checked against torch"),
+    "stylize": ("inference.cli", "stylize images with an exported ONNX style (no torch needed)"),
+    "styles": ("inference.cli_styles", "list the available styles and their metadata"),
+    "serve": ("inference.serve_cli", "HTTP server + web page with live webcam stylization"),
+    "compare": ("optimization.compare", "fast net vs slow optimizer on the same images and losses"),
+    "dream": ("optimization.deepdream", "DeepDream: amplify what a VGG layer sees (octaves, jitter)"),
+    "invert": ("optimization.inversion", "reconstruct an image from its VGG features at a layer"),
+    "visualize": ("optimization.visualize", "activation maximization of a VGG channel"),
+}
+
+
+def _usage() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = [
+        f"usage: stylecast COMMAND [options]   (stylecast {__version__})",
+        "",
+        "commands:",
+    ]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run `stylecast COMMAND --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    if argv[0] == "--version":
+        print(__version__)
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"stylecast: error: unknown command {name!r}; choose from: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module_name, _ = COMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # A serving install has no torch: say which extra brings the missing package.
+        missing = exc.name or "a dependency"
+        extra = "serve" if module_name.startswith("inference") else "train"
+        print(
+            f"stylecast {name}: error: needs the package {missing!r}; install it with "
+            f"pip install 'stylecast[{extra}]'",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        return int(module.main(rest) or 0)
+    except UserError as exc:
+        print(f"stylecast {name}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"stylecast {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training feed-forward style networks (torch + Lightning)."""
