@@ -13,6 +13,8 @@ import sys
 from stylecast import __version__
 from stylecast.errors import UserError
 
+OWN_PACKAGES = {"stylecast", "losses", "training", "optimization", "inference", "benchmarks"}
+
 # name -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "optimize": ("optimization.cli", "slow Gatys et al. style transfer: optimize the pixels (L-BFGS/Adam)"),
@@ -58,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         # A serving install has no torch: say which extra brings the missing package.
         missing = exc.name or "a dependency"
+        if missing.split(".")[0] in OWN_PACKAGES:
+            print(f"stylecast {name}: error: this installation lacks {missing}; reinstall stylecast", file=sys.stderr)
+            return 2
         extra = "serve" if module_name.startswith("inference") else "train"
         print(
             f"stylecast {name}: error: needs the package {missing!r}; install it with "

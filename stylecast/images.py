@@ -67,7 +67,10 @@ def open_image(source: Source, *, name: str | None = None, max_pixels: int | Non
         return to_rgb(img)
     except UserError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        # Pillow's own header check (2x its MAX_IMAGE_PIXELS) fired before ours could.
+        raise UserError(f"{label}: image too large ({exc})") from None
+    except UnidentifiedImageError as exc:
         raise UserError(f"{label}: not a readable image ({type(exc).__name__})") from None
     except PermissionError:
         raise UserError(f"{label}: permission denied") from None
