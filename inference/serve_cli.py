@@ -1,0 +1,195 @@
+"""`stylecast serve`: run the stylization server (inference/server.py) under uvicorn.
+
+Binds 127.0.0.1:8000 by default and prints the page's URL once it listens. SIGTERM or Ctrl-C
+stops accepting connections, marks /readyz 503, lets in-flight requests finish (up to the
+deadline + 5 s), then exits with status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import logging
+import re
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import uvicorn
+
+from inference.server import ServerConfig, create_app
+from stylecast.errors import UserError
+
+log = logging.getLogger("stylecast.server")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = ServerConfig(token=None)
+    p = argparse.ArgumentParser(prog="stylecast serve", description="HTTP server + web page with live webcam stylization (no torch).")
+    p.add_argument("--models-dir", default=d.models_dir, help=f"folder of STYLE.onnx files (default: {d.models_dir})")
+    p.add_argument("--host", default=d.host, help=f"address to bind (default: {d.host}; 0.0.0.0 exposes it to the network: set a token)")
+    p.add_argument("--port", type=int, default=d.port, help=f"port (default: {d.port}; 0 picks a free one)")
+    p.add_argument("--token", default=None, help="API token required on /v1 and /metrics (default: env STYLECAST_TOKEN; prefer the env var: "
+                                                 "arguments are visible in ps)")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="extra origin allowed to call the API and open streams (repeatable; the page's own origin is always allowed)")
+    p.add_argument("--allow-host", action="append", default=None, metavar="NAME",
+                   help="Host header name to answer (repeatable; '*' = any). Default: loopback names when bound to "
+                        "loopback, else any. Needed behind a reverse proxy that forwards its own Host")
+    p.add_argument("--max-body-mb", type=float, default=d.max_body_bytes / 2**20, help="largest request body in MiB (default: %(default)g)")
+    p.add_argument("--max-pixels", type=int, default=d.max_pixels, help="largest image, width x height, checked before decoding (default: %(default)d)")
+    p.add_argument("--max-side", type=int, default=d.max_side, help="longer side images are scaled down to (default: %(default)d)")
+    p.add_argument("--concurrency", type=int, default=d.concurrency, help="images stylized at once (default: matched to the cores / GPU)")
+    p.add_argument("--queue-size", type=int, default=d.queue_size, help="requests that may wait beyond --concurrency; more get 503 (default: %(default)d)")
+    p.add_argument("--deadline", type=float, default=d.deadline, help="seconds a request may take before 504 (default: %(default)g)")
+    p.add_argument("--ws-max-frame-kb", type=int, default=d.ws_max_frame_bytes // 1024, help="largest webcam frame in KiB; larger closes the stream with 1009 (default: %(default)d)")
+    p.add_argument("--format", choices=("png", "jpeg", "webp"), default=d.default_format, help="output format when the client does not say (default: %(default)s)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device, help="stylizer device (default: auto)")
+    p.add_argument("--backend", choices=("auto", "ort", "openvino"), default=d.backend, help="stylizer runtime (default: auto)")
+    p.add_argument("--threads", type=int, default=d.threads, help="threads per image (default: cores / concurrency)")
+    p.add_argument("--watch", type=float, default=d.watch_interval, metavar="SECONDS", help="re-read the models folder when it changes, checking every SECONDS (default: off; POST /v1/reload always works)")
+    p.add_argument("--max-connections", type=int, default=d.max_connections, help="open connections at most; more get 503 (default: %(default)d)")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    p.add_argument("--no-access-log", action="store_true", help="do not write the JSON-lines access log to stderr")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    kwargs = dict(
+        models_dir=args.models_dir, host=args.host, port=args.port, allowed_origins=tuple(args.allow_origin),
+        allowed_hosts=tuple(args.allow_host) if args.allow_host else None,
+        max_body_bytes=int(args.max_body_mb * 2**20), max_pixels=args.max_pixels, max_side=args.max_side,
+        concurrency=args.concurrency, queue_size=args.queue_size, deadline=args.deadline,
+        ws_max_frame_bytes=args.ws_max_frame_kb * 1024, default_format=args.format, device=args.device,
+        backend=args.backend, threads=args.threads, watch_interval=args.watch, max_connections=args.max_connections,
+    )
+    if args.token is not None:
+        kwargs["token"] = args.token
+    config = ServerConfig(**kwargs)
+    config.validate()
+    return config
+
+
+class RedactTokens(logging.Filter):
+    """uvicorn logs each WebSocket handshake with its query string, where browsers put the token."""
+
+    pattern = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message.lower():
+            record.msg, record.args = self.pattern.sub(r"\1***", message), None
+        return True
+
+
+def _setup_logging(level: str, access_log: bool) -> None:
+    root = logging.getLogger()
+    root.setLevel(getattr(logging, level.upper()))
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactTokens())
+    root.handlers[:] = [handler]
+    access = logging.getLogger("stylecast.access")
+    access.propagate = False
+    access.handlers.clear()
+    if access_log:
+        line = logging.StreamHandler(sys.stderr)
+        line.setFormatter(logging.Formatter("%(message)s"))  # the message is one JSON object
+        access.addHandler(line)
+        access.setLevel(logging.INFO)
+    else:
+        access.setLevel(logging.CRITICAL + 1)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        family = socket.AF_INET  # a host name: resolved by bind
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def _url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else (f"[{host}]" if ":" in host else host))
+    return f"http://{shown}:{port}/"
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = config_from_args(args)
+    models = Path(config.models_dir)
+    if not models.is_dir():
+        raise UserError(f"{models}: no such models folder (export a style with `stylecast export`, or pass --models-dir)")
+    sock = _bind(config.host, config.port)  # first: a busy port fails before anything loads
+    try:
+        port = sock.getsockname()[1]
+        _setup_logging(args.log_level, not args.no_access_log)
+        if not any(models.glob("*.onnx")):
+            log.warning("%s has no .onnx styles yet: /readyz stays 503 until one is added and POST /v1/reload is called", models)
+        if config.token is None and not _is_loopback(config.host):
+            log.warning("listening on %s without a token: anyone who can reach this port can use the server (set STYLECAST_TOKEN)", config.host)
+
+        app = create_app(config)
+        state = app.state.stylecast
+        drain = config.drain_seconds if config.drain_seconds is not None else config.deadline + 5
+        uv_config = uvicorn.Config(
+            app, host=config.host, port=config.port, log_config=None, access_log=False, lifespan="on",
+            ws_max_size=max(config.ws_max_frame_bytes, 64 * 1024), limit_concurrency=2 * config.max_connections,
+            timeout_graceful_shutdown=int(drain + 0.999), timeout_keep_alive=5, server_header=False, proxy_headers=False,
+        )
+        server = DrainingServer(uv_config, on_exit=lambda: setattr(state, "draining", True))
+        print(f"stylecast serve: {_url(config.host, port)}  (styles from {models}/; Ctrl-C to stop)", flush=True)
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    return 0
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn.Server that marks the app draining on SIGTERM/SIGINT, and exits with status 0
+    after a clean drain (uvicorn itself re-raises the signal once it has shut down)."""
+
+    def __init__(self, config: uvicorn.Config, on_exit):
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig, frame):
+        if not self.should_exit:
+            log.info("%s: draining (no new connections; in-flight work finishes)", signal.Signals(sig).name)
+        self._on_exit()
+        super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        originals = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from stylecast.cli import main as cli_main
+
+    sys.exit(cli_main(["serve", *sys.argv[1:]]))

@@ -1,0 +1,178 @@
+"""The styles a server is serving: loaded once, warmed up, swapped whole on reload.
+
+`ServedModels.current` is an immutable name -> LoadedStyle mapping. A reload builds a new mapping
+next to it and replaces the reference in one assignment, so a request sees either the old set or
+the new one, never a mix; a request already holding a Stylizer finishes on it. A file that fails
+to load (corrupt, truncated mid-copy, wrong contract) keeps the previous model for that name
+serving; an unchanged file (same mtime and size) keeps its warmed Stylizer.
+
+`stylize_job` is what one request asks of a served style: decode -> stylize -> encode, as one job
+for the inference pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from inference.registry import StyleRegistry
+from inference.stylizer import Stylizer
+from stylecast.images import encode_image, open_image, pil_to_array
+
+log = logging.getLogger("stylecast.server")
+
+_ABS_PATH = re.compile(r"(?:[A-Za-z]:)?[/\\][^\s:'\"()\[\],]+")
+
+
+def public_reason(exc: BaseException) -> str:
+    """An error message fit for a response: file names kept, folders stripped."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return _ABS_PATH.sub(lambda m: Path(m.group()).name, text)[:300]
+
+
+@dataclass(frozen=True)
+class LoadedStyle:
+    name: str
+    stylizer: Stylizer
+    signature: tuple[int, int]  # (mtime_ns, size) of the file it was built from
+    info: dict[str, Any]        # what GET /v1/styles shows
+
+
+@dataclass
+class ReloadReport:
+    loaded: list[str] = field(default_factory=list)     # new or changed files, now serving
+    unchanged: list[str] = field(default_factory=list)  # same file, same warmed model
+    kept_old: list[dict[str, str]] = field(default_factory=list)  # changed file failed; old model kept
+    failed: list[dict[str, str]] = field(default_factory=list)    # new file failed; not served
+    removed: list[str] = field(default_factory=list)    # file gone; no longer served
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _signature(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return (st.st_mtime_ns, st.st_size)
+
+
+class ServedModels:
+    def __init__(self, models_dir: str | os.PathLike, stylizer_options: dict[str, Any], warmup_sizes: tuple[tuple[int, int], ...]):
+        self.models_dir = Path(models_dir)
+        self.stylizer_options = dict(stylizer_options)
+        self.warmup_sizes = tuple(warmup_sizes)
+        self.current: Mapping[str, LoadedStyle] = MappingProxyType({})
+        self.loaded_once = False
+        self._lock = threading.Lock()  # one (re)load at a time
+
+    def names(self) -> list[str]:
+        return sorted(self.current)
+
+    def get(self, name: str) -> LoadedStyle | None:
+        # names come from the folder listing only; a request's string is a dict key, never a path
+        return self.current.get(name) if isinstance(name, str) else None
+
+    def changed_on_disk(self) -> bool:
+        """Cheap check for the file watch: did the set of files or any (mtime, size) change?"""
+        registry = StyleRegistry(self.models_dir)
+        try:
+            on_disk = {n: _signature(registry.path(n)) for n in registry.names()}
+        except OSError:
+            return True
+        return on_disk != {n: s.signature for n, s in self.current.items()}
+
+    def _warm(self, stylizer: Stylizer) -> None:
+        # The first run pays session initialisation (and OpenVINO compiles per input shape):
+        # pay it here, for the shapes the page's webcam sends, not in a user's request.
+        for h, w in self.warmup_sizes:
+            stylizer(np.full((h, w, 3), 0.5, np.float32))
+
+    def reload(self) -> ReloadReport:
+        """(Re)load every `.onnx` in the folder and swap the served set in one assignment."""
+        with self._lock:
+            start = time.perf_counter()
+            registry = StyleRegistry(self.models_dir, **self.stylizer_options)
+            old = self.current
+            new: dict[str, LoadedStyle] = {}
+            report = ReloadReport()
+            names = registry.names()
+            for name in names:
+                prev = old.get(name)
+                try:
+                    path = registry.path(name)
+                    sig = _signature(path)
+                except Exception as exc:  # vanished between listing and stat
+                    self._failed(report, new, name, prev, exc)
+                    continue
+                if prev is not None and prev.signature == sig:
+                    new[name] = prev
+                    report.unchanged.append(name)
+                    continue
+                try:
+                    stylizer = registry.get(name)
+                    self._warm(stylizer)
+                    if _signature(path) != sig:
+                        raise RuntimeError("file changed while it was being loaded")
+                except Exception as exc:
+                    self._failed(report, new, name, prev, exc)
+                    continue
+                new[name] = LoadedStyle(name, stylizer, sig, self._info(name, stylizer, sig))
+                report.loaded.append(name)
+            report.removed = sorted(set(old) - set(names))
+            self.current = MappingProxyType(new)
+            self.loaded_once = True
+            report.seconds = round(time.perf_counter() - start, 3)
+            log.info("models: %d serving (%s loaded, %s unchanged, %s kept old, %s failed, %s removed) in %.2f s",
+                     len(new), len(report.loaded), len(report.unchanged), len(report.kept_old), len(report.failed),
+                     len(report.removed), report.seconds)
+            return report
+
+    @staticmethod
+    def _failed(report: ReloadReport, new: dict[str, LoadedStyle], name: str, prev: LoadedStyle | None, exc: BaseException) -> None:
+        log.warning("style %r could not be loaded: %s", name, exc)
+        reason = public_reason(exc)
+        if prev is not None:
+            new[name] = prev
+            report.kept_old.append({"style": name, "error": reason})
+        else:
+            report.failed.append({"style": name, "error": reason})
+
+    @staticmethod
+    def _info(name: str, stylizer: Stylizer, sig: tuple[int, int]) -> dict[str, Any]:
+        return {
+            "name": name,
+            "metadata": dict(sorted(stylizer.metadata.items())),
+            "backend": stylizer.backend,
+            "device": stylizer.device,
+            "precision": stylizer.precision,
+            "bytes": sig[1],
+            "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+
+
+def stylize_job(stylizer, data: bytes, *, size: int | None, strength: float, preserve_color: bool, fmt: str,
+                 quality: int, max_pixels: int) -> Callable[[Callable[[], None]], tuple[bytes, tuple[int, int], dict[str, float]]]:
+    """decode -> stylize -> encode, run on a worker; `check` between stages gives up early."""
+
+    def job(check: Callable[[], None]):
+        t0 = time.perf_counter()
+        image = pil_to_array(open_image(data, name="upload", max_pixels=max_pixels))
+        check()
+        t1 = time.perf_counter()
+        out = stylizer(image, size=size, strength=strength, preserve_color=preserve_color)
+        check()
+        t2 = time.perf_counter()
+        payload = encode_image(out, fmt, quality=quality)
+        t3 = time.perf_counter()
+        return payload, (out.shape[1], out.shape[0]), {"decode": t1 - t0, "stylize": t2 - t1, "encode": t3 - t2}
+
+    return job

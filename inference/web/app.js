@@ -1,0 +1,359 @@
+// stylecast page: upload a photo, or stream the webcam over a WebSocket. No build step, no libraries.
+// Protocol: see inference/server.py. Every frame sent gets exactly one answer (a frame, "dropped"
+// or "error"), so `inflight` below is exact and the page never sends faster than the server answers.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const MAX_INFLIGHT = 2;   // one frame on the server, one on the wire: enough to hide the round trip
+const FPS_WINDOW_MS = 1000;
+
+// Exposed for people poking at the page from the console (and for the browser tests).
+const stylecast = (window.stylecast = {
+  token: sessionStorage.getItem("stylecast-token") || "",
+  styles: [],
+  lastFile: null,
+  photoDone: 0,
+  ws: null,
+  connections: 0,
+  framesDrawn: 0,
+  lastHeader: null,
+  dropped: 0,
+});
+
+// ---------------------------------------------------------------------------------------------
+// Settings shared by both modes
+
+function settings() {
+  return {
+    style: $("style").value,
+    strength: Number($("strength").value) / 100,
+    preserve_color: $("preserve").checked,
+  };
+}
+
+function authHeaders() {
+  return stylecast.token ? { Authorization: `Bearer ${stylecast.token}` } : {};
+}
+
+function showMessage(text) {
+  const el = $("message");
+  el.textContent = text;
+  el.hidden = !text;
+  if (text) {
+    clearTimeout(showMessage.timer);
+    showMessage.timer = setTimeout(() => { el.hidden = true; }, 6000);
+  }
+}
+
+async function errorText(response) {
+  try {
+    const body = await response.json();
+    return `${response.status} ${body.error}: ${body.detail}`;
+  } catch {
+    return `HTTP ${response.status}`;
+  }
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: { ...authHeaders(), ...(options.headers || {}) } });
+  if (response.status === 401) $("token-box").hidden = false;
+  return response;
+}
+
+async function loadStyles() {
+  let response;
+  try {
+    response = await api("v1/styles");
+  } catch (err) {
+    showMessage(`cannot reach the server: ${err}`);
+    setTimeout(loadStyles, 3000);
+    return;
+  }
+  if (!response.ok) {
+    showMessage(await errorText(response));
+    return;
+  }
+  const data = await response.json();
+  stylecast.styles = data.styles;
+  const select = $("style");
+  const previous = select.value;
+  select.replaceChildren(...data.styles.map((s) => {
+    const option = document.createElement("option");
+    option.value = s.name;
+    const meta = s.metadata || {};
+    option.textContent = meta.painting || meta.artist ? `${s.name} — ${[meta.painting, meta.artist].filter(Boolean).join(", ")}` : s.name;
+    return option;
+  }));
+  if (data.styles.some((s) => s.name === previous)) select.value = previous;
+  select.disabled = data.styles.length === 0;
+  if (!data.ready) setTimeout(loadStyles, 2000);  // still loading / warming up
+  if (data.styles.length === 0) showMessage("no styles are loaded yet");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Photo mode: POST the file, show the result next to it, offer it for download
+
+async function stylizeFile(file) {
+  if (!file) return;
+  stylecast.lastFile = file;
+  const original = $("original");
+  if (original.dataset.file !== file.name + file.size) {
+    if (original.src) URL.revokeObjectURL(original.src);
+    original.src = URL.createObjectURL(file);
+    original.dataset.file = file.name + file.size;
+  }
+  const s = settings();
+  const params = new URLSearchParams({ style: s.style, strength: String(s.strength), preserve_color: String(s.preserve_color), format: "png" });
+  if ($("size").value) params.set("size", $("size").value);
+  const status = $("photo-status");
+  status.textContent = "stylizing…";
+  const started = performance.now();
+  let response;
+  try {
+    response = await api(`v1/stylize?${params}`, { method: "POST", body: file, headers: { "Content-Type": file.type || "application/octet-stream" } });
+  } catch (err) {
+    status.textContent = `request failed: ${err}`;
+    return;
+  }
+  if (!response.ok) {
+    status.textContent = await errorText(response);
+    return;
+  }
+  const blob = await response.blob();
+  const result = $("result");
+  if (result.src) URL.revokeObjectURL(result.src);
+  const url = URL.createObjectURL(blob);
+  result.src = url;
+  await result.decode().catch(() => {});
+  const download = $("download");
+  download.href = url;
+  download.download = `${file.name.replace(/\.[^.]+$/, "") || "photo"}-${s.style}.png`;
+  download.hidden = false;
+  const took = Math.round(performance.now() - started);
+  status.textContent = `${response.headers.get("X-Stylecast-Size")} · ${took} ms round trip · ` +
+    `${response.headers.get("X-Stylecast-Infer-Ms")} ms on the server (${response.headers.get("X-Stylecast-Backend")})`;
+  stylecast.photoDone += 1;
+}
+
+function setupPhoto() {
+  $("file").addEventListener("change", (e) => stylizeFile(e.target.files[0]));
+  const drop = $("drop");
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    if (e.dataTransfer.files.length) stylizeFile(e.dataTransfer.files[0]);
+  });
+  $("size").addEventListener("change", () => stylizeFile(stylecast.lastFile));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webcam mode: frames -> WebSocket -> canvas, latest frame wins
+
+const cam = {
+  stream: null,
+  capture: document.createElement("canvas"),
+  width: 320,
+  height: 240,
+  seq: 0,
+  sentAt: new Map(),   // seq -> performance.now() at send
+  inflight: 0,
+  drawnAt: [],         // times frames were drawn, for FPS
+  latency: null,       // EWMA, ms
+  running: false,
+};
+
+function streamUrl() {
+  const s = settings();
+  const url = new URL("v1/stream", location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  url.search = new URLSearchParams({ style: s.style, strength: String(s.strength), preserve_color: String(s.preserve_color), format: "jpeg" });
+  if (stylecast.token) url.searchParams.set("token", stylecast.token);
+  return url.toString();
+}
+
+function openSocket() {
+  const ws = new WebSocket(streamUrl());
+  ws.binaryType = "arraybuffer";
+  stylecast.ws = ws;
+  stylecast.connections += 1;
+  cam.seq = 0;  // the server numbers the binary messages of each connection from 1
+  cam.inflight = 0;
+  cam.sentAt.clear();
+  ws.onmessage = (event) => {
+    if (typeof event.data === "string") onText(JSON.parse(event.data));
+    else onFrame(event.data);
+  };
+  ws.onclose = (event) => {
+    if (stylecast.ws !== ws) return;
+    stylecast.ws = null;
+    if (cam.running) {
+      $("cam-status").textContent = `stream closed (${event.code}${event.reason ? ": " + event.reason : ""})`;
+      if (event.code === 1006 || event.code === 1012) setTimeout(() => { if (cam.running && !stylecast.ws) openSocket(); }, 1000);
+    }
+  };
+  ws.onerror = () => { $("cam-status").textContent = "stream error (see the server log; a wrong token is refused at the handshake)"; };
+}
+
+function answered(seq) {
+  if (cam.sentAt.has(seq)) {
+    cam.sentAt.delete(seq);
+    cam.inflight = Math.max(0, cam.inflight - 1);
+  }
+}
+
+function onText(msg) {
+  if (msg.type === "dropped") {
+    answered(msg.seq);
+    stylecast.dropped += 1;
+    $("dropped").textContent = String(stylecast.dropped);
+  } else if (msg.type === "error") {
+    if (msg.seq != null) answered(msg.seq);
+    showMessage(`${msg.status} ${msg.error}: ${msg.detail}`);
+  } else if (msg.type === "config") {
+    $("cam-status").textContent = `style ${msg.style}, strength ${Math.round(msg.strength * 100)}%`;
+  } else if (msg.type === "hello") {
+    $("cam-status").textContent = `streaming ${cam.width}×${cam.height} with ${msg.style}`;
+  }
+}
+
+async function onFrame(buffer) {
+  const view = new DataView(buffer);
+  const headerLength = view.getUint32(0);
+  const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, headerLength)));
+  const sent = cam.sentAt.get(header.seq);
+  answered(header.seq);
+  const now = performance.now();
+  if (sent !== undefined) {
+    const ms = now - sent;
+    cam.latency = cam.latency === null ? ms : 0.8 * cam.latency + 0.2 * ms;
+  }
+  stylecast.lastHeader = header;
+  const blob = new Blob([new Uint8Array(buffer, 4 + headerLength)], { type: `image/${header.format}` });
+  const bitmap = await createImageBitmap(blob);
+  const canvas = $("output");
+  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  bitmap.close();
+  stylecast.framesDrawn += 1;
+  cam.drawnAt.push(now);
+  while (cam.drawnAt.length && now - cam.drawnAt[0] > FPS_WINDOW_MS) cam.drawnAt.shift();
+  $("fps").textContent = (cam.drawnAt.length * 1000 / FPS_WINDOW_MS).toFixed(1);
+  $("latency").textContent = cam.latency === null ? "–" : String(Math.round(cam.latency));
+  $("server-ms").textContent = String(Math.round(header.server_ms));
+}
+
+function pump() {
+  if (!cam.running) return;
+  const ws = stylecast.ws;
+  const video = $("video");
+  if (ws && ws.readyState === WebSocket.OPEN && cam.inflight < MAX_INFLIGHT && video.readyState >= 2 && ws.bufferedAmount < 1 << 20) {
+    cam.inflight += 1;  // counted before toBlob (async) so frames never pile up
+    const ctx = cam.capture.getContext("2d");
+    ctx.drawImage(video, 0, 0, cam.width, cam.height);
+    cam.capture.toBlob((blob) => {
+      if (!blob || stylecast.ws !== ws || ws.readyState !== WebSocket.OPEN) { cam.inflight = Math.max(0, cam.inflight - 1); return; }
+      cam.seq += 1;
+      cam.sentAt.set(cam.seq, performance.now());
+      ws.send(blob);
+    }, "image/jpeg", 0.8);
+  }
+  // Frames lost with a closed socket are forgotten after 5 s so the pump cannot stall.
+  const now = performance.now();
+  for (const [seq, at] of cam.sentAt) if (now - at > 5000) answered(seq);
+  requestAnimationFrame(pump);
+}
+
+async function startCam() {
+  if (!$("style").value) { showMessage("no style loaded yet"); return; }
+  [cam.width, cam.height] = $("resolution").value.split("x").map(Number);
+  try {
+    cam.stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: cam.width }, height: { ideal: cam.height } }, audio: false });
+  } catch (err) {
+    showMessage(`camera unavailable: ${err.message || err}`);
+    return;
+  }
+  const video = $("video");
+  video.srcObject = cam.stream;
+  await video.play().catch(() => {});
+  cam.capture.width = cam.width;
+  cam.capture.height = cam.height;
+  $("output").width = cam.width;
+  $("output").height = cam.height;
+  cam.running = true;
+  cam.latency = null;
+  cam.drawnAt = [];
+  $("cam-start").disabled = true;
+  $("cam-stop").disabled = false;
+  $("resolution").disabled = true;
+  openSocket();
+  requestAnimationFrame(pump);
+}
+
+function stopCam() {
+  cam.running = false;
+  if (stylecast.ws) {
+    const ws = stylecast.ws;
+    stylecast.ws = null;
+    ws.close(1000);
+  }
+  if (cam.stream) cam.stream.getTracks().forEach((t) => t.stop());
+  cam.stream = null;
+  $("video").srcObject = null;
+  $("cam-start").disabled = false;
+  $("cam-stop").disabled = true;
+  $("resolution").disabled = false;
+  $("fps").textContent = "0.0";
+  $("cam-status").textContent = "stopped";
+}
+
+// Style and strength change without reconnecting: one JSON message on the open socket.
+function sendSettings(values) {
+  const ws = stylecast.ws;
+  if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(values));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function selectTab(name) {
+  for (const tab of ["photo", "webcam"]) {
+    $(`tab-${tab}`).setAttribute("aria-selected", String(tab === name));
+    $(tab).hidden = tab !== name;
+  }
+  if (name !== "webcam" && cam.running) stopCam();
+}
+
+function setup() {
+  $("tab-photo").addEventListener("click", () => selectTab("photo"));
+  $("tab-webcam").addEventListener("click", () => selectTab("webcam"));
+  $("cam-start").addEventListener("click", startCam);
+  $("cam-stop").addEventListener("click", stopCam);
+  setupPhoto();
+
+  $("style").addEventListener("change", () => {
+    sendSettings({ style: $("style").value });
+    if (!$("photo").hidden) stylizeFile(stylecast.lastFile);
+  });
+  let strengthTimer = null;
+  $("strength").addEventListener("input", () => {
+    $("strength-value").textContent = `${$("strength").value}%`;
+    clearTimeout(strengthTimer);
+    strengthTimer = setTimeout(() => sendSettings({ strength: settings().strength }), 50);
+  });
+  $("strength").addEventListener("change", () => { if (!$("photo").hidden) stylizeFile(stylecast.lastFile); });
+  $("preserve").addEventListener("change", () => {
+    sendSettings({ preserve_color: $("preserve").checked });
+    if (!$("photo").hidden) stylizeFile(stylecast.lastFile);
+  });
+  $("token").value = stylecast.token;
+  $("token-box").addEventListener("submit", (e) => {
+    e.preventDefault();
+    stylecast.token = $("token").value.trim();
+    sessionStorage.setItem("stylecast-token", stylecast.token);
+    $("token-box").hidden = true;
+    loadStyles();
+  });
+  loadStyles();
+}
+
+setup();
