@@ -59,3 +59,54 @@ def make_image():
 @pytest.fixture
 def make_style():
     return stripes_image
+
+
+def textured_net(width: float = 1.0, residual_blocks: int = 5, seed: int = 0):
+    """A TransformerNet whose output is not nearly constant, for export/runtime parity tests.
+
+    A freshly initialised net gives ~0.5 everywhere after the sigmoid (std 0.08), where any
+    runtime looks right. Random instance-norm affine parameters and a x4 output conv give an
+    output std of ~0.25 on smooth_image(256, 256) with ~1.5% of pixels within 0.02 of 0 or 1.
+    """
+    import torch
+
+    from training.transformer import TransformerNet
+
+    torch.manual_seed(seed)
+    net = TransformerNet(width, residual_blocks).eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.InstanceNorm2d):
+                m.weight.normal_(1.0, 0.5)
+                m.bias.normal_(0.0, 0.5)
+        net.decoder[-1][1].weight.mul_(4.0)
+    return net
+
+
+def fake_checkpoint(path: Path, net, step: int = 123) -> Path:
+    """A checkpoint shaped like training/module.py's (net.* weights + hyper_parameters), no Lightning."""
+    import torch
+
+    hparams = dict(
+        width=net.width, residual_blocks=net.residual_blocks, style_image="/data/styles/starry_night.jpg",
+        style_size=512, image_size=256, content_weight=1.0, style_weight=5.0, tv_weight=1e-6,
+        content_layers="relu2_2", style_layers="relu1_2,relu2_2,relu3_3,relu4_3", vgg_weights="caffe",
+        pooling="max", recipe="test",
+    )
+    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "hyper_parameters": hparams, "global_step": step}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def style_models(tmp_path_factory) -> Path:
+    """A models folder with two exported styles: `full.onnx` (paper net) and `slim.onnx`
+    (width 0.5, 3 residual blocks), both textured_net()s; ~10 s once per session."""
+    from training.export import export_onnx, metadata_from_checkpoint
+
+    folder = tmp_path_factory.mktemp("models")
+    for name, (width, blocks, seed) in {"full": (1.0, 5, 0), "slim": (0.5, 3, 1)}.items():
+        net = textured_net(width, blocks, seed)
+        hp = dict(width=width, residual_blocks=blocks, style_image="starry_night.jpg", recipe="test", content_weight=1.0,
+                  style_weight=5.0, tv_weight=1e-6, content_layers="relu2_2", style_layers="relu1_2,relu2_2")
+        export_onnx(net, folder / f"{name}.onnx", metadata_from_checkpoint(hp, 123, style_name=name))
+    return folder

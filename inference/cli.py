@@ -1,0 +1,182 @@
+"""`stylecast stylize INPUT... --style NAME|FILE.onnx -o OUT`: stylize image files without torch.
+
+INPUT: image files and/or folders (their images, not recursive). OUT: a folder (created if need
+be), a file name when there is one input, or `-` for stdout (one input). Nothing is written until
+every input has been opened and every output name checked; an error part-way removes what this
+run wrote, so a failed run leaves no partial output. An input file is never overwritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from inference.registry import DEFAULT_MODELS_DIR, StyleRegistry
+from inference.stylizer import Stylizer
+from stylecast.errors import UserError
+from stylecast.images import SAVE_FORMATS, atomic_write_bytes, encode_image, load_image, open_image
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+FORMAT_SUFFIX = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp"}
+
+
+def output_suffix(src: Path, fmt: str | None) -> str:
+    if fmt:
+        return FORMAT_SUFFIX[fmt]
+    return src.suffix.lower() if src.suffix.lower() in SAVE_FORMATS else ".png"
+
+
+@dataclass
+class Job:
+    src: Path
+    dst: Path | None  # None: stdout
+
+
+def load_stylizer(style: str, models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, **options) -> Stylizer:
+    """`style` is an .onnx file path (the user's own machine) or a style name from `models_dir`."""
+    if style.lower().endswith(".onnx") or os.sep in style or "/" in style:
+        return Stylizer(style, **options)
+    return StyleRegistry(models_dir, **options).get(style)
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES and not q.name.startswith("."))
+            if not found:
+                raise UserError(f"{p}: folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise UserError(f"{p}: no such file or folder")
+    if not files:
+        raise UserError("no input images")
+    return files
+
+
+def plan_outputs(files: list[Path], output: str, fmt: str | None, style_name: str, force: bool) -> list[Job]:
+    """Where each result goes; refuses to overwrite an input, and existing files without --force."""
+    if output == "-":
+        if len(files) != 1:
+            raise UserError(f"-o - writes one image to stdout, but {len(files)} inputs were given")
+        return [Job(files[0], None)]
+    out = Path(output)
+    if len(files) == 1 and out.suffix.lower() in IMAGE_SUFFIXES - set(SAVE_FORMATS) and not out.is_dir():
+        raise UserError(f"{out}: unsupported output format {out.suffix!r}; use one of {', '.join(SAVE_FORMATS)}")
+    single_file = len(files) == 1 and out.suffix.lower() in SAVE_FORMATS and not out.is_dir()
+    if single_file:
+        jobs = [Job(files[0], out)]
+    else:
+        if out.exists() and not out.is_dir():
+            raise UserError(f"{out}: exists and is not a folder (several inputs need an output folder)")
+        jobs = []
+        jobs = [Job(src, out / f"{src.stem}_{style_name}{output_suffix(src, fmt)}") for src in files]
+    inputs = {f.resolve() for f in files}
+    seen: set[Path] = set()
+    for job in jobs:
+        dst = job.dst.resolve()
+        if dst in inputs:
+            raise UserError(f"{job.dst}: is an input file; refusing to overwrite it")
+        if dst in seen:
+            raise UserError(f"{job.dst}: two inputs would be written to the same output (e.g. a.jpg and a.png)")
+        seen.add(dst)
+        if job.dst.exists() and not force:
+            raise UserError(f"{job.dst}: already exists (use --force to overwrite)")
+    return jobs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stylecast stylize", description="Stylize images with an exported ONNX style (no torch needed).")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
+    p.add_argument("-s", "--style", required=True, help="style name (see `stylecast styles`) or a FILE.onnx")
+    p.add_argument("-o", "--output", required=True, help="output folder, output file (one input), or - for stdout")
+    p.add_argument("--models-dir", default=DEFAULT_MODELS_DIR, help=f"folder of <style>.onnx files (default {DEFAULT_MODELS_DIR})")
+    p.add_argument("--size", type=int, default=None, help="resize so the longer side is SIZE px before stylizing")
+    p.add_argument("--strength", type=float, default=1.0, help="0..1: blend of stylized (1) and original (0) (default 1)")
+    p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours (luminance-only transfer, YIQ)")
+    p.add_argument("--tile", type=int, default=None, help="stylize in TILE px tiles (large images, less memory)")
+    p.add_argument("--overlap", type=int, default=32, help="tile overlap in px, blended (default 32)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--backend", choices=("auto", "ort", "openvino"), default="auto", help="runtime (auto: OpenVINO on CPU when installed, else ONNX Runtime)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="OpenVINO precision (auto: bf16 on CPUs with bf16 units)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--format", choices=sorted(FORMAT_SUFFIX), default=None, help="output format in a folder / on stdout (default: input's, else png)")
+    p.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality (default 92)")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files (never an input)")
+    return p
+
+
+def validate_args(args: argparse.Namespace) -> None:
+    if not 0.0 <= args.strength <= 1.0:
+        raise UserError(f"--strength must be between 0 and 1, got {args.strength}")
+    if args.size is not None and args.size < 1:
+        raise UserError(f"--size must be a positive number of pixels, got {args.size}")
+    if args.tile is not None and args.tile < 16:
+        raise UserError(f"--tile must be at least 16 px, got {args.tile}")
+    if args.overlap < 0 or (args.tile and args.overlap * 2 > args.tile):
+        raise UserError(f"--overlap must be between 0 and half the tile, got {args.overlap}")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {args.threads}")
+    if not 1 <= args.quality <= 100:
+        raise UserError(f"--quality must be 1..100, got {args.quality}")
+
+
+def stylize_files(args: argparse.Namespace, *, stdout=None, log=None) -> list[Job]:
+    """The command's work; returns the jobs done. `stdout` (binary) receives `-o -` output."""
+    validate_args(args)
+    log = log or (sys.stderr if args.output == "-" else sys.stdout)
+    files = expand_inputs(args.inputs)
+    # Open every input before writing anything: a bad file fails the run with nothing written.
+    for f in files:
+        open_image(f).close()
+    start = time.perf_counter()
+    stylizer = load_stylizer(args.style, args.models_dir, device=args.device, backend=args.backend, threads=args.threads, precision=args.precision)
+    jobs = plan_outputs(files, args.output, args.format, stylizer.name, args.force)
+    created: Path | None = None
+    if jobs[0].dst is not None and not jobs[0].dst.parent.exists():
+        created = jobs[0].dst.parent
+        created.mkdir(parents=True)
+    print(f"style {stylizer.name!r}: {stylizer.backend} {', '.join(stylizer.providers)}, loaded in {time.perf_counter() - start:.2f} s", file=sys.stderr)
+    written: list[Path] = []
+    try:
+        bar = tqdm(jobs, desc="stylize", unit="img", file=sys.stderr, disable=len(jobs) < 2, leave=False)
+        for job in bar:
+            image = load_image(job.src)
+            t0 = time.perf_counter()
+            result = stylizer(image, size=args.size, strength=args.strength, preserve_color=args.preserve_color, tile=args.tile, overlap=args.overlap)
+            seconds = time.perf_counter() - t0
+            h, w = result.shape[:2]
+            if job.dst is None:
+                data = encode_image(result, SAVE_FORMATS[output_suffix(job.src, args.format)], quality=args.quality)
+                out = stdout if stdout is not None else sys.stdout.buffer
+                out.write(data)
+                out.flush()
+                dest = "<stdout>"
+            else:
+                data = encode_image(result, SAVE_FORMATS[job.dst.suffix.lower()], quality=args.quality)
+                atomic_write_bytes(job.dst, data)
+                written.append(job.dst)
+                dest = str(job.dst)
+            tqdm.write(f"{job.src} -> {dest}  {w}x{h}  {seconds:.2f} s", file=log)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        if created is not None and not any(created.iterdir()):
+            created.rmdir()
+        raise
+    return jobs
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    stylize_files(args)
+    return 0

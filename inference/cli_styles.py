@@ -1,0 +1,49 @@
+"""`stylecast styles`: the styles in a models folder with their metadata (no torch)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from inference.registry import DEFAULT_MODELS_DIR, StyleRegistry
+from stylecast.errors import UserError
+
+COLUMNS = ("style_image", "recipe", "steps", "precision", "architecture")
+
+
+def list_styles(models_dir: str = DEFAULT_MODELS_DIR) -> list[dict]:
+    """One dict per .onnx file: registry info, or {"name", "file", "error"} for an invalid file."""
+    registry = StyleRegistry(models_dir)
+    out = []
+    for name in registry.names():
+        try:
+            out.append(registry.info(name))
+        except UserError as exc:
+            out.append({"name": name, "file": registry.path(name).name, "error": str(exc)})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="stylecast styles", description="List the available styles and their metadata.")
+    p.add_argument("--models-dir", default=DEFAULT_MODELS_DIR, help=f"folder of <style>.onnx files (default {DEFAULT_MODELS_DIR})")
+    p.add_argument("--json", action="store_true", help="print all metadata as JSON")
+    p.add_argument("-v", "--verbose", action="store_true", help="print every metadata field")
+    args = p.parse_args(argv)
+    styles = list_styles(args.models_dir)
+    if args.json:
+        print(json.dumps(styles, indent=2, sort_keys=True))
+        return 0
+    if not styles:
+        print(f"no styles in {args.models_dir} (export one with `stylecast export CKPT -o {args.models_dir}/NAME.onnx`)")
+        return 0
+    for s in styles:
+        if "error" in s:
+            print(f"{s['name']}  INVALID: {s['error']}")
+            continue
+        meta = s["metadata"]
+        fields = "  ".join(f"{k}={meta[k]}" for k in COLUMNS if meta.get(k))
+        print(f"{s['name']}  ({s['bytes'] / 1e6:.1f} MB)  {fields}")
+        if args.verbose:
+            for k in sorted(meta):
+                print(f"    {k}: {meta[k]}")
+    return 0

@@ -1,0 +1,189 @@
+"""Stylize images with an exported style model, without torch.
+
+    from stylecast.images import load_image, save_image
+    from inference.stylizer import Stylizer
+
+    s = Stylizer("checkpoints/candy.onnx")                 # backend/device "auto"
+    save_image(s(load_image("photo.jpg"), size=1024, strength=0.8), "out.jpg")
+
+Pre/post-processing is numpy only and shared by every backend: optional longer-side resize;
+reflection padding to a multiple of 4 (and to MIN_SIDE) so the two stride-2 convolutions and the
+two x2 upsamples line up exactly, cropped back afterwards; optional tiling with feathered seams;
+colour preservation (luminance transfer in YIQ, Gatys et al. 2016) and a strength blend with the
+(resized) input.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from inference.backends import BackendName, Device, Precision, make_backend, read_model_info
+from inference.contract import INPUT_NAME, MIN_SIDE, OUTPUT_NAME, SIZE_MULTIPLE
+from inference.tiling import ThumbnailNormGraphs, run_tiled, thumbnail_norm_graphs
+from stylecast.color import preserve_luminance
+from stylecast.errors import UserError
+from stylecast.images import array_to_pil, pil_to_array, resize_longer
+
+log = logging.getLogger(__name__)
+
+
+def pad_amounts(height: int, width: int) -> tuple[int, int]:
+    """(bottom, right) padding that makes both sides multiples of SIZE_MULTIPLE and >= MIN_SIDE."""
+    def amount(n: int) -> int:
+        target = max(n, MIN_SIDE)
+        target += (-target) % SIZE_MULTIPLE
+        return target - n
+
+    return amount(height), amount(width)
+
+
+def reflect_pad(batch: np.ndarray, bottom: int, right: int) -> np.ndarray:
+    """NCHW reflection padding at the bottom/right; sides shorter than the pad are mirrored
+    repeatedly ('symmetric' for 1-px sides, where a reflection has nothing to mirror)."""
+    if bottom == 0 and right == 0:
+        return batch
+    h, w = batch.shape[-2:]
+    mode = "reflect" if min(h, w) > 1 else "symmetric"
+    return np.pad(batch, ((0, 0), (0, 0), (0, bottom), (0, right)), mode=mode)
+
+
+class Stylizer:
+    """One style model, ready to run. Thread-safe for concurrent calls (ORT sessions and OpenVINO
+    compiled models both are; each call creates its own request).
+
+    model_path: an .onnx file written by `stylecast export` (checked: ONNX, contract metadata,
+        (N, 3, H, W) float input/output).
+    device: "auto" (CUDA when onnxruntime has it, else CPU), "cpu", or "cuda" (UserError if absent).
+    backend: "auto" (OpenVINO on CPU when installed, else ONNX Runtime), "ort", "openvino".
+    threads: intra-op threads (None: the runtime's default, all physical cores).
+    precision: OpenVINO only: "auto" (bf16 on CPUs with bf16 units), "fp32", "bf16".
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        *,
+        device: Device = "auto",
+        backend: BackendName = "auto",
+        threads: int | None = None,
+        precision: Precision = "auto",
+    ):
+        self.path = Path(model_path)
+        self.metadata, session = read_model_info(self.path)
+        self.name = self.path.stem
+        self._backend = make_backend(self.path, session, device=device, backend=backend, threads=threads, precision=precision)
+        self.backend: str = self._backend.name
+        self.device: str = self._backend.device
+        self.providers: list[str] = list(self._backend.providers)
+        self.precision: str = getattr(self._backend, "precision", self.metadata.get("precision", "fp32"))
+        self._tin: tuple[ThumbnailNormGraphs, object, object] | None = None
+        self._tin_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Stylizer({str(self.path)!r}, backend={self.backend!r}, providers={self.providers})"
+
+    # --- the network, batch in, batch out -----------------------------------------------------
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """float32 (N, 3, H, W) RGB in [0, 1] -> same shape, stylized. Any H, W >= 1: padded by
+        reflection to multiples of 4 (and >= MIN_SIDE) and cropped back."""
+        batch = np.asarray(batch)
+        if batch.ndim != 4 or batch.shape[1] != 3:
+            raise ValueError(f"expected a (N, 3, H, W) batch, got shape {batch.shape}")
+        h, w = batch.shape[-2:]
+        if h < 1 or w < 1 or batch.shape[0] < 1:
+            raise ValueError(f"empty batch {batch.shape}")
+        bottom, right = pad_amounts(h, w)
+        x = np.ascontiguousarray(reflect_pad(batch.astype(np.float32, copy=False), bottom, right))
+        y = self._backend.run(x)
+        return np.ascontiguousarray(y[:, :, :h, :w], dtype=np.float32)
+
+    def _stylize_hwc(self, image: np.ndarray) -> np.ndarray:
+        return self.run(image.transpose(2, 0, 1)[None])[0].transpose(1, 2, 0)
+
+    # --- tiles with thumbnail instance normalization (inference/tiling.py) --------------------
+
+    def _tin_backends(self):
+        with self._tin_lock:
+            if self._tin is None:
+                try:
+                    graphs = thumbnail_norm_graphs(self.path.read_bytes())
+                except ImportError:
+                    raise UserError("tiling needs the onnx package: pip install onnx") from None
+                self._tin = (graphs, self._backend.derive(graphs.stats_model), self._backend.derive(graphs.apply_model))
+            return self._tin
+
+    def _padded(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        return np.ascontiguousarray(reflect_pad(image.transpose(2, 0, 1)[None].astype(np.float32), *pad_amounts(h, w)))
+
+    def stylize_tiled(self, image: np.ndarray, tile: int, overlap: int = 32, thumbnail: int | None = None) -> np.ndarray:
+        """HxWx3 -> HxWx3 in `tile`-px tiles that share instance-norm statistics (those of a
+        thumbnail with longer side `thumbnail`, default `tile`, so peak memory follows the tile);
+        overlaps are feathered (inference/tiling.py)."""
+        h, w = image.shape[:2]
+        if max(h, w) <= tile:
+            return self._stylize_hwc(image)
+        graphs, stats_backend, apply_backend = self._tin_backends()
+        thumb = pil_to_array(resize_longer(array_to_pil(image), int(thumbnail or tile))) if (thumbnail or tile) < max(h, w) else image
+        stats = dict(zip(graphs.stat_names, stats_backend.run_feeds({INPUT_NAME: self._padded(thumb)}, graphs.stat_names)))
+
+        def one_tile(part: np.ndarray) -> np.ndarray:
+            th, tw = part.shape[:2]
+            out = apply_backend.run_feeds({INPUT_NAME: self._padded(part), **stats}, [OUTPUT_NAME])[0]
+            return out[0, :, :th, :tw].transpose(1, 2, 0)
+
+        return run_tiled(one_tile, image, tile, overlap)
+
+    # --- one image, with the user-facing options ------------------------------------------------
+
+    def __call__(
+        self,
+        image: np.ndarray,
+        *,
+        size: int | None = None,
+        strength: float = 1.0,
+        preserve_color: bool = False,
+        tile: int | None = None,
+        overlap: int = 32,
+        thumbnail: int | None = None,
+    ) -> np.ndarray:
+        """Stylize one HxWx3 float32 image in [0, 1]; returns HxWx3 float32 in [0, 1], the size of
+        the input after the optional longer-side resize to `size`.
+
+        strength: 0 returns the (resized) input, 1 the stylized image; between, a linear blend.
+        preserve_color: keep the input's chroma, take only the stylized luminance.
+        tile, overlap: run `tile`-px tiles overlapping by `overlap` px (for images that do not fit
+            in memory); all tiles share the instance-norm statistics of a thumbnail (longer side
+            `thumbnail`, default `tile`) and seams are feathered.
+        """
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an HxWx3 image, got shape {image.shape}")
+        if not 0.0 <= float(strength) <= 1.0:
+            raise UserError(f"strength must be between 0 and 1, got {strength}")
+        if tile is not None and tile < 16:
+            raise UserError(f"tile must be at least 16 px, got {tile}")
+        if overlap < 0:
+            raise UserError(f"overlap must be >= 0, got {overlap}")
+        if image.dtype == np.uint8:  # tolerate 8-bit arrays instead of clipping 0..255 to 1
+            image = image.astype(np.float32) / 255.0
+        image = np.clip(image.astype(np.float32, copy=False), 0.0, 1.0)
+        if size is not None and size != max(image.shape[:2]):
+            image = pil_to_array(resize_longer(array_to_pil(image), int(size)))
+        if strength == 0.0:
+            return image.copy()
+        if tile:
+            stylized = self.stylize_tiled(image, int(tile), int(overlap), thumbnail)
+        else:
+            stylized = self._stylize_hwc(image)
+        if preserve_color:
+            stylized = preserve_luminance(stylized, image)
+        if strength != 1.0:
+            stylized = strength * stylized + (1.0 - strength) * image
+        return np.clip(stylized, 0.0, 1.0).astype(np.float32, copy=False)

@@ -1,0 +1,102 @@
+"""The torch-free side stays torch-free: import it (and run it) with torch made unimportable."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+from conftest import smooth_image, textured_net
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Modules a serving install (`pip install '.[serve]'`, no torch) imports.
+TORCH_FREE_MODULES = ["stylecast.cli", "stylecast.images", "stylecast.color", "inference.contract", "inference.backends",
+                      "inference.tiling", "inference.stylizer", "inference.registry", "inference.cli", "inference.cli_styles",
+                      "inference.server", "inference.server_limits", "inference.server_queue", "inference.server_metrics",
+                      "inference.server_models", "inference.server_stream", "inference.serve_cli"]
+BLOCKED = ["torch", "torchvision", "lightning", "pytorch_lightning", "training", "losses", "optimization"]
+
+BLOCKER = textwrap.dedent(f"""
+    import sys
+    BLOCKED = {BLOCKED!r}
+
+    class Blocker:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ImportError(f"blocked for this test: {{name}}")
+            return None
+
+    sys.meta_path.insert(0, Blocker())
+""")
+
+
+def run_blocked(body: str, *args: str) -> subprocess.CompletedProcess:
+    code = BLOCKER + textwrap.dedent(body)
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_blocker_blocks():
+    res = run_blocked("import torch")
+    assert res.returncode != 0 and "blocked for this test: torch" in res.stderr
+
+
+def test_imports_without_torch():
+    res = run_blocked(f"""
+        import importlib, json
+        for name in {TORCH_FREE_MODULES!r}:
+            importlib.import_module(name)
+        print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)))
+    """)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == []
+
+
+def test_stylecast_help_imports_no_torch():
+    res = run_blocked("""
+        from stylecast.cli import main
+        assert main(["--help"]) == 0
+        assert "torch" not in sys.modules
+    """)
+    assert res.returncode == 0, res.stderr
+    assert "stylize" in res.stdout
+
+
+def test_stylize_without_torch_matches_torch(style_models, tmp_path):
+    img = smooth_image(64, 96, seed=11)
+    np.save(tmp_path / "in.npy", img)
+    res = run_blocked("""
+        import numpy as np
+        from inference.stylizer import Stylizer
+        from stylecast.cli import main
+        s = Stylizer(sys.argv[1], backend="ort")
+        np.save(sys.argv[2] + "/out.npy", s(np.load(sys.argv[2] + "/in.npy")))
+        # the whole command too, with a PNG in and out
+        from stylecast.images import save_image
+        save_image(np.load(sys.argv[2] + "/in.npy"), sys.argv[2] + "/in.png")
+        rc = main(["stylize", sys.argv[2] + "/in.png", "-s", sys.argv[1], "-o", sys.argv[2] + "/out.png", "--backend", "ort"])
+        assert rc == 0, rc
+        assert "torch" not in sys.modules
+    """, str(style_models / "full.onnx"), str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    import torch
+
+    with torch.no_grad():
+        ref = textured_net(1.0, 5, seed=0)(torch.from_numpy(img.transpose(2, 0, 1)[None].copy()))[0].numpy().transpose(1, 2, 0)
+    assert np.abs(np.load(tmp_path / "out.npy") - ref).max() < 1e-3
+    assert (tmp_path / "out.png").is_file()
+
+
+def test_no_torch_in_inference_sources():
+    # a static check alongside the runtime one (it also covers lazily imported code paths): no
+    # import line in inference/ names a blocked package
+    for path in (ROOT / "inference").rglob("*.py"):
+        for line in path.read_text().splitlines():
+            words = line.strip().split()
+            if words[:1] in (["import"], ["from"]) and len(words) > 1:
+                top = words[1].split(".")[0]
+                assert top not in BLOCKED, f"{path.relative_to(ROOT)}: {line.strip()}"

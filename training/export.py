@@ -1,0 +1,314 @@
+"""Trained style network -> one self-contained ONNX file, checked against torch.
+
+`stylecast export CKPT -o STYLE.onnx` rebuilds `TransformerNet` from a Lightning checkpoint's
+hyper-parameters and `net.*` weights (plain `torch.load`; Lightning is not imported), exports it
+with dynamic batch/height/width, writes the training facts into `metadata_props` (keys and I/O
+names from `inference/contract.py`), runs `onnx.checker` with the full check, and compares ONNX
+Runtime with torch at two sizes before the file appears (temp file + rename).
+
+Exporter choice (measured, see the README section "Stylizing with ONNX"): the dynamo exporter
+(`torch.onnx.export(..., dynamo=True)`) is the default; the legacy TorchScript exporter is kept
+behind `exporter="legacy"` because torch says it will be removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import torch
+
+from inference.contract import INPUT_NAME, IO_CONTRACT, META_PREFIX, MIN_SIDE, OUTPUT_NAME, REQUIRED_METADATA
+from stylecast import __version__
+from stylecast.errors import UserError
+from training.transformer import TransformerNet
+
+log = logging.getLogger(__name__)
+
+Exporter = Literal["dynamo", "legacy"]
+DEFAULT_OPSET = 18
+# Parity bounds on the [0,1] output, ORT vs torch eager on the same input. fp32: the same math in
+# a different summation order; measured 1e-5..2e-5 on tests' textured_net and up to 1e-4 on a net
+# with a 5x wider pre-sigmoid range, so the bound is a quarter of one 8-bit level (1/255/4),
+# invisible once saved. fp16 rounds every activation to 11 bits of mantissa: measured 4e-3 and
+# 1.9e-2 on those two nets.
+FP32_TOLERANCE = 1e-3
+FP16_TOLERANCE = 3e-2
+PARITY_SIZES: tuple[tuple[int, int], ...] = ((256, 256), (480, 640))
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoint -> network
+
+
+def load_checkpoint(ckpt_path: str | os.PathLike) -> tuple[TransformerNet, dict[str, Any], int]:
+    """(net in eval mode, hyper_parameters, global_step) from a Lightning .ckpt (no Lightning import)."""
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # pickle/zip errors come in many types
+        raise UserError(f"{path}: not a readable torch checkpoint ({type(exc).__name__})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise UserError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
+    hparams = dict(ckpt.get("hyper_parameters") or {})
+    # torch.compile'd modules may store their weights under `_orig_mod.`
+    state = {k[len("net."):].replace("_orig_mod.", ""): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    if not state:
+        raise UserError(f"{path}: the checkpoint's state_dict has no 'net.*' weights")
+    net = TransformerNet(width=float(hparams.get("width", 1.0)), residual_blocks=int(hparams.get("residual_blocks", 5)))
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise UserError(f"{path}: 'net.*' weights do not fit TransformerNet(width={net.width}, residual_blocks={net.residual_blocks}): {first}") from None
+    return net.eval(), hparams, int(ckpt.get("global_step", 0) or 0)
+
+
+def _layers_str(layers: Any) -> str:
+    """content_layers/style_layers as stored in hparams (str, list, or {name: weight}) -> 'a:1.0,b:0.5'."""
+    if layers is None:
+        return ""
+    if isinstance(layers, str):
+        return layers
+    if isinstance(layers, dict):
+        return ",".join(f"{k}:{float(v):g}" for k, v in layers.items())
+    return ",".join(str(x) for x in layers)
+
+
+def metadata_from_checkpoint(hparams: dict[str, Any], global_step: int, *, style_name: str) -> dict[str, str]:
+    """The contract's metadata (unprefixed keys) from a checkpoint's hyper-parameters."""
+    style_image = hparams.get("style_image") or ""
+    if isinstance(style_image, (list, tuple)):
+        style_image = ",".join(Path(str(s)).name for s in style_image)
+    else:
+        style_image = Path(str(style_image)).name if style_image else ""
+    width, blocks = float(hparams.get("width", 1.0)), int(hparams.get("residual_blocks", 5))
+    meta = {
+        "style_name": style_name,
+        "style_image": style_image,
+        "recipe": str(hparams.get("recipe") or ""),
+        "steps": str(global_step),
+        "content_weight": str(hparams.get("content_weight", "")),
+        "style_weight": str(hparams.get("style_weight", "")),
+        "tv_weight": str(hparams.get("tv_weight", "")),
+        "content_layers": _layers_str(hparams.get("content_layers")),
+        "style_layers": _layers_str(hparams.get("style_layers")),
+        "architecture": f"TransformerNet(width={width:g}, residual_blocks={blocks})",
+    }
+    for key in ("style_size", "image_size", "vgg_weights", "pooling"):
+        if hparams.get(key) is not None:
+            meta[key] = str(hparams[key])
+    return meta
+
+
+# --------------------------------------------------------------------------------------------
+# Network -> ONNX
+
+
+def _torch_export(net: torch.nn.Module, path: Path, opset: int, exporter: Exporter) -> None:
+    example = torch.rand(1, 3, 64, 64)
+    with warnings.catch_warnings():
+        # Both exporters warn about things that do not concern a plain conv net (the legacy one
+        # about its own deprecation; dynamo about version conversion); tests check the result.
+        warnings.simplefilter("ignore")
+        # "torchvision is not installed. Skipping torchvision::nms": harmless, and noisy.
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+        if exporter == "dynamo":
+            batch, height, width = torch.export.Dim("batch"), torch.export.Dim("height", min=MIN_SIDE), torch.export.Dim("width", min=MIN_SIDE)
+            torch.onnx.export(
+                net, (example,), str(path), dynamo=True, external_data=False, opset_version=opset,
+                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_shapes={"x": {0: batch, 2: height, 3: width}},
+                optimize=True, verify=False, report=False, verbose=False,
+            )
+        elif exporter == "legacy":
+            torch.onnx.export(
+                net, (example,), str(path), dynamo=False, opset_version=opset,
+                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"}},
+                do_constant_folding=True,
+            )
+        else:
+            raise ValueError(f"exporter must be 'dynamo' or 'legacy', got {exporter!r}")
+
+
+class HalfPrecision(torch.nn.Module):
+    """fp16 weights and activations behind the contract's fp32 input and output (one Cast each side)."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = copy.deepcopy(net).half()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.half()).float()
+
+
+def _name_dynamic_dims(model) -> None:
+    """Input and output dims read (batch, 3, height, width). The dynamo exporter names the output's
+    H as `Min(height, 4*(((height - 1)//4)) + 4)`, the crop after the upsamples, equal to height."""
+    for value in (*model.graph.input, *model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        for i, name in ((0, "batch"), (2, "height"), (3, "width")):
+            if len(dims) == 4 and not dims[i].HasField("dim_value"):
+                dims[i].dim_param = name
+
+
+def export_onnx(
+    net: torch.nn.Module,
+    path: str | os.PathLike,
+    metadata: dict[str, str],
+    *,
+    opset: int = DEFAULT_OPSET,
+    fp16: bool = False,
+    exporter: Exporter = "dynamo",
+) -> Path:
+    """Export `net` (NCHW RGB [0,1] in and out) to one .onnx file at `path`, atomically.
+
+    `metadata`: contract keys without the "stylecast." prefix; "io", "version" and "precision" are
+    filled in. Raises ValueError for a missing required key. Returns the path written.
+    """
+    import onnx
+
+    if opset < 17:
+        raise ValueError(f"opset must be 17 or newer, got {opset}")
+    path = Path(path)
+    meta = {k[len(META_PREFIX):] if k.startswith(META_PREFIX) else k: str(v) for k, v in metadata.items()}
+    meta.setdefault("io", IO_CONTRACT)
+    meta.setdefault("version", __version__)
+    meta["precision"] = "fp16" if fp16 else "fp32"
+    missing = [k for k in REQUIRED_METADATA if k not in meta]
+    if missing:
+        raise ValueError(f"metadata lacks required key(s): {', '.join(missing)}")
+
+    net = net.eval()
+    folder = path.parent if str(path.parent) else Path(".")
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=folder) as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        with torch.no_grad():
+            _torch_export(HalfPrecision(net) if fp16 else net, raw, opset, exporter)
+        model = onnx.load(str(raw), load_external_data=True)
+        _name_dynamic_dims(model)
+        # The dynamo exporter annotates nodes with stack traces holding this machine's source
+        # paths; a shipped model carries none of that.
+        for node in model.graph.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
+        del model.metadata_props[:]
+        for key, value in sorted(meta.items()):
+            model.metadata_props.add(key=META_PREFIX + key, value=value)
+        model.producer_name, model.producer_version = "stylecast", __version__
+        onnx.checker.check_model(model, full_check=True)
+        final_tmp = Path(tmp) / "model.onnx"
+        onnx.save_model(model, str(final_tmp), save_as_external_data=False)
+        os.replace(final_tmp, path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Parity
+
+
+def parity(net: torch.nn.Module, onnx_path: str | os.PathLike, sizes: Sequence[tuple[int, int]] = PARITY_SIZES, *, seed: int = 0) -> dict[str, float]:
+    """Max |ORT - torch| after the sigmoid for a random photo-like batch of 1 at each (H, W)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    for h, w in sizes:
+        # smooth-ish input: low-res noise upsampled, like a photo rather than white noise
+        x = torch.nn.functional.interpolate(torch.rand(1, 3, max(2, h // 16), max(2, w // 16), generator=gen), size=(h, w), mode="bilinear", align_corners=False)
+        with torch.no_grad():
+            ref = net.eval()(x).numpy()
+        got = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0]
+        if got.shape != ref.shape:
+            raise AssertionError(f"ONNX output shape {got.shape} != torch {ref.shape} at {h}x{w}")
+        out[f"{h}x{w}"] = float(np.abs(got.astype(np.float32) - ref).max())
+    return out
+
+
+def export_checkpoint(
+    ckpt_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    style_name: str | None = None,
+    opset: int = DEFAULT_OPSET,
+    fp16: bool = False,
+    exporter: Exporter = "dynamo",
+    check: bool = True,
+    tolerance: float | None = None,
+) -> dict[str, Any]:
+    """Checkpoint -> ONNX file, then ORT-vs-torch parity at 256² and 480x640.
+
+    Returns {"path", "parity" ({size: max abs diff}), "tolerance", "metadata"}. A parity failure
+    raises UserError and writes nothing.
+    """
+    out_path = Path(out_path)
+    if out_path.suffix.lower() != ".onnx":
+        raise UserError(f"{out_path}: output file must end in .onnx")
+    if not out_path.parent.is_dir():
+        raise UserError(f"{out_path}: folder {out_path.parent} does not exist")
+    net, hparams, step = load_checkpoint(ckpt_path)
+    name = style_name or out_path.stem
+    meta = metadata_from_checkpoint(hparams, step, style_name=name)
+    result: dict[str, Any] = {"path": out_path, "metadata": meta, "parity": {}, "tolerance": None}
+    # Checked under a temporary name, renamed only when it passes: a failed export neither leaves
+    # an unchecked model behind nor destroys an existing file of that name.
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.stem}.", suffix=".onnx", dir=out_path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        export_onnx(net, tmp, meta, opset=opset, fp16=fp16, exporter=exporter)
+        if check:
+            tol = tolerance if tolerance is not None else (FP16_TOLERANCE if fp16 else FP32_TOLERANCE)
+            diffs = parity(net, tmp)
+            result.update(parity=diffs, tolerance=tol)
+            worst = max(diffs.values())
+            if not worst <= tol:
+                raise UserError(f"{out_path}: ONNX Runtime differs from torch by {worst:.2e} (> {tol:.0e}) at {diffs}; not written")
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stylecast export", description="Export a trained checkpoint to ONNX, checked against torch.")
+    p.add_argument("checkpoint", help="Lightning .ckpt written by `stylecast train`")
+    p.add_argument("-o", "--output", required=True, help="STYLE.onnx to write (the style's name is the file stem unless --name)")
+    p.add_argument("--name", default=None, help="style name stored in the model (default: output file stem)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset, >= 17 (default {DEFAULT_OPSET})")
+    p.add_argument("--fp16", action="store_true", help="fp16 weights/activations (for GPUs; fp32 input/output kept)")
+    p.add_argument("--exporter", choices=("dynamo", "legacy"), default="dynamo", help="torch.onnx exporter (default dynamo)")
+    p.add_argument("--no-check", action="store_true", help="skip the ORT-vs-torch parity check")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise UserError(f"{out}: already exists (use --force to overwrite)")
+    if out.resolve() == Path(args.checkpoint).resolve():
+        raise UserError(f"{out}: output would overwrite the checkpoint")
+    if args.opset < 17:
+        raise UserError(f"--opset must be 17 or newer, got {args.opset}")
+    res = export_checkpoint(args.checkpoint, out, style_name=args.name, opset=args.opset, fp16=args.fp16, exporter=args.exporter, check=not args.no_check)
+    size_mb = out.stat().st_size / 1e6
+    print(f"wrote {out} ({size_mb:.1f} MB, {'fp16' if args.fp16 else 'fp32'}, style {res['metadata']['style_name']!r}, {res['metadata']['steps']} steps)")
+    if res["parity"]:
+        diffs = ", ".join(f"{k}: {v:.1e}" for k, v in res["parity"].items())
+        print(f"parity vs torch (max abs diff, bound {res['tolerance']:.0e}): {diffs}")
+    return 0
