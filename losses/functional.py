@@ -62,6 +62,16 @@ def total_variation(image: torch.Tensor, exponent: float = 1.0) -> torch.Tensor:
     return dy.abs().pow(exponent).mean() + dx.abs().pow(exponent).mean()
 
 
+def alpha_norm(image: torch.Tensor, alpha: float = 6.0) -> torch.Tensor:
+    """α-norm image prior (Mahendran & Vedaldi 2015, eq. 3): mean |x|^α over every element.
+
+    The caller centres and scales x (e.g. 2·(pixel − 0.5), so ±1 at the ends of the range); a large
+    α (the paper uses 6) barely touches values inside the range and grows steeply past it, which
+    keeps an unbounded reconstruction within [0, 1]. The mean keeps the weight size-independent.
+    """
+    return image.float().abs().pow(alpha).mean()
+
+
 def blend_grams(grams: list[Mapping[str, torch.Tensor]], weights: list[float] | None = None) -> dict[str, torch.Tensor]:
     """Mix Gram targets of several style images: Σ_i w_i G_i with w normalized to sum 1."""
     if not grams:

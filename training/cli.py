@@ -1,0 +1,243 @@
+"""`stylecast train`: LightningCLI over StyleTransferModule + PhotoDataModule.
+
+Everything LightningCLI offers works: --config recipe.yaml (several allowed, later ones win),
+--print_config, --trainer.*, --model.*, --data.*, --checkpoint.* (the ModelCheckpoint). On top:
+
+  --style PAINTING     = --model.style_image PAINTING
+  --data FOLDER        = --data.root FOLDER (a folder; `--data file.yaml` still loads a data config)
+  --out RUN_DIR        = --trainer.default_root_dir RUN_DIR (default runs/<style name>)
+  --steps N            = --trainer.max_steps N
+  --recipe NAME        = --config <installed training/configs/NAME.yaml>; --config NAME works too
+  --ckpt_path last     resume from RUN_DIR/checkpoints/last.ckpt (step count, optimizer, data stream)
+
+A run folder holds checkpoints/ (last.ckpt + step-NNNNNN.ckpt every --checkpoint.every_n_train_steps,
+written atomically), images/ (a validation grid every --trainer.val_check_interval steps),
+logs/version_N/ (TensorBoard if installed, else CSV, and config.yaml: what each launch ran).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from jsonargparse import DefaultHelpFormatter
+from pytorch_lightning import Trainer
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from stylecast.errors import UserError
+from training.data import PhotoDataModule
+from training.module import StyleTransferModule
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+# The Trainer's defaults for this task (each is a --trainer.* option and a key of the recipes).
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "max_steps": 40_000,
+    "max_epochs": -1,
+    "precision": "bf16-mixed",
+    "val_check_interval": 500,
+    "check_val_every_n_epoch": None,
+    "log_every_n_steps": 10,
+    "num_sanity_val_steps": 1,
+}
+
+CHECKPOINT_DEFAULTS: dict[str, Any] = {
+    "checkpoint.every_n_train_steps": 1000,
+    "checkpoint.save_last": True,
+    "checkpoint.save_top_k": -1,
+    "checkpoint.filename": "step-{step:06d}",
+    "checkpoint.auto_insert_metric_name": False,
+}
+
+
+def recipes() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def _recipe_path(name: str) -> str:
+    if Path(name).exists():
+        return name
+    candidate = CONFIG_DIR / f"{name.removesuffix('.yaml')}.yaml"
+    if candidate.exists():
+        return str(candidate)
+    return name  # let jsonargparse report the missing file
+
+
+SHORTHANDS = {"--style": "--model.style_image", "--out": "--trainer.default_root_dir", "--steps": "--trainer.max_steps"}
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def expand_shorthands(argv: list[str]) -> list[str]:
+    """Rewrite the short options into LightningCLI's dotted ones (see the module docstring)."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, eq, value = arg.partition("=")
+        if name in SHORTHANDS or name in ("--data", "--recipe", "--config", "-c"):
+            if not eq:
+                if i + 1 == len(argv):
+                    out.append(arg)  # missing value: let the parser say so
+                    break
+                value, i = argv[i + 1], i + 1
+            if name in SHORTHANDS:
+                out += [SHORTHANDS[name], value]
+            elif name == "--data":
+                # `--data cfg.yaml` / `--data '{...}'` stay LightningCLI's group config; anything else is the folder.
+                is_config = value.lower().endswith(CONFIG_SUFFIXES) or value.lstrip().startswith("{")
+                out += ["--data", value] if is_config else ["--data.root", value]
+            else:
+                out += ["--config", _recipe_path(value)]
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """torch.save to a temp file in the checkpoint's own folder, then rename over the target.
+
+    Lightning's default goes through fsspec, whose local "transaction" writes the temp file in
+    /tmp and *copies* it across file systems (node-local /tmp -> shared cluster storage), which is
+    not atomic at the destination. Remote URLs (s3://, ...) keep Lightning's path.
+    """
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options: Optional[Any] = None) -> None:
+        if "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            torch.save(checkpoint, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+class FinalOutputs(Callback):
+    """At the end of training: last.ckpt holds the final step and there is a grid of it.
+
+    ModelCheckpoint only saves on its step interval, so a run whose max_steps is not a multiple of
+    it would otherwise end with a last.ckpt from before its final steps.
+    """
+
+    def on_train_end(self, trainer: Trainer, pl_module: StyleTransferModule) -> None:
+        ckpt = trainer.checkpoint_callback
+        if isinstance(ckpt, ModelCheckpoint) and ckpt.save_last and ckpt.dirpath and trainer.global_step > 0:
+            path = Path(ckpt.dirpath) / f"{ckpt.CHECKPOINT_NAME_LAST}{ckpt.FILE_EXTENSION}"
+            trainer.save_checkpoint(path)  # every rank calls it: it synchronizes; rank 0 writes
+            ckpt.last_model_path = str(path)
+        grid = Path(trainer.default_root_dir) / "images" / f"step_{trainer.global_step:06d}.png"
+        datamodule = trainer.datamodule
+        if trainer.global_rank == 0 and datamodule is not None and getattr(datamodule, "val_paths", None) and not grid.exists():
+            pl_module.on_validation_epoch_end()
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
+    """jsonargparse's help, with the description's line breaks kept."""
+
+
+class StyleTrainCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--ckpt_path",
+            type=Optional[str],
+            default=None,
+            help="resume training: a checkpoint file, or 'last' for the run folder's checkpoints/last.ckpt",
+        )
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(CHECKPOINT_DEFAULTS)
+        # The exporter reads image_size from the checkpoint's hyper_parameters.
+        parser.link_arguments("data.image_size", "model.image_size")
+
+    def before_instantiate_classes(self) -> None:
+        cfg = self.config
+        if not cfg.model.style_image:
+            self.parser.error("no style image: pass --style PAINTING.jpg (or --model.style_image)")
+        if not Path(cfg.model.style_image).is_file():
+            raise UserError(f"{cfg.model.style_image}: no such file (the style image, --style / --model.style_image)")
+        if not cfg.trainer.default_root_dir:
+            cfg.trainer.default_root_dir = str(Path("runs") / Path(cfg.model.style_image).stem)
+        root = Path(cfg.trainer.default_root_dir)
+        if not cfg.checkpoint.dirpath:
+            cfg.checkpoint.dirpath = str(root / "checkpoints")
+        accelerator = str(cfg.trainer.accelerator)
+        if torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda"):
+            if cfg.trainer.precision == "bf16-mixed" and not torch.cuda.is_bf16_supported():
+                log.warning("this GPU has no bf16: training with --trainer.precision 16-mixed instead")
+                cfg.trainer.precision = "16-mixed"
+        elif cfg.trainer.max_steps >= 20_000 and cfg.data.image_size >= 256:
+            log.warning(
+                "training the full %d-step recipe at %d² on the CPU takes days; "
+                "--recipe cpu-quick gives a recognizable style in about half an hour",
+                cfg.trainer.max_steps,
+                cfg.data.image_size,
+            )
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Trainer:
+        root = Path(config["default_root_dir"])
+        if config.get("logger") in (None, True):
+            tensorboard = importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX")
+            config["logger"] = (TensorBoardLogger if tensorboard else CSVLogger)(save_dir=str(root), name="logs")
+        callbacks = [*callbacks, FinalOutputs()]
+        trainer = super()._instantiate_trainer(config, callbacks)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        return trainer
+
+
+def build_cli(argv: list[str]) -> StyleTrainCLI:
+    """Parse `argv` and instantiate model, data and trainer (without training)."""
+    return StyleTrainCLI(
+        StyleTransferModule,
+        PhotoDataModule,
+        trainer_defaults=TRAINER_DEFAULTS,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={
+            "prog": "stylecast train",
+            "formatter_class": HelpFormatter,
+            "description": __doc__ + "\nRecipes: " + ", ".join(recipes()),
+        },
+        args=expand_shorthands(argv),
+        run=False,
+        auto_configure_optimizers=False,
+        load_from_checkpoint_support=False,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `stylecast train ...` passes its own argv; Lightning would warn that sys.argv differs.
+    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
+    # The frozen VGG is in eval mode on purpose; the pytree notice is Lightning's, not ours.
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    try:
+        cli = build_cli(argv)
+    except SystemExit as exc:  # --help, --print_config, or a parse error (already printed)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    trainer = cli.trainer
+    trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
+    if trainer.global_rank == 0 and not trainer.interrupted:
+        ckpt = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None
+        print(f"trained {trainer.global_step} steps; checkpoint: {ckpt or '(none)'}; images: {Path(trainer.default_root_dir) / 'images'}", file=sys.stderr)
+    return 130 if trainer.interrupted else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

