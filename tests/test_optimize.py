@@ -343,5 +343,5 @@ def test_bundled_samples_and_demo(tmp_path):
         assert len(data) < 400_000
         assert max(load_image(data).shape[:2]) <= 512
     out = tmp_path / "demo.png"
-    assert demo.main(["-o", str(out), "--size", "64", "--iterations", "2"]) == 0
+    assert demo.main(["--optimize", "-o", str(out), "--size", "64", "--iterations", "2"]) == 0
     assert load_image(out).shape == (43, 64, 3)
