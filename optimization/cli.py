@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--iterations", type=int, default=d.iterations, help="optimizer iterations (per scale)")
     g.add_argument("--optimizer", choices=("lbfgs", "adam"), default=d.optimizer, help="L-BFGS converges in fewer iterations; Adam uses less memory")
     g.add_argument("--lr", type=float, default=argparse.SUPPRESS, help="step size: Adam's learning rate for pixels in [0, 1] (default: 0.02; L-BFGS: 1)")
-    g.add_argument("--history-size", type=int, default=d.history_size, help="L-BFGS history (memory: 2 x history x 3 x H x W floats)")
+    g.add_argument("--history-size", type=int, default=d.history_size, help="L-BFGS history (memory: 2 x history x 3 x H x W float64 on the CPU: 630 MB at 512x512 with 50)")
     g.add_argument("--init", default=d.init, help="starting image: content, noise, style, or an image FILE")
     g.add_argument("--seed", type=int, default=d.seed, help="random seed (noise init); same seed + same device = same output")
     g.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")

@@ -69,8 +69,7 @@ class GatysOptions:
     iterations: int = 300  # per scale
     optimizer: str = "lbfgs"  # lbfgs | adam
     lr: float | None = None  # Adam step size (default 0.02); L-BFGS uses 1
-    history_size: int = 50  # L-BFGS curvature pairs (memory: 2·history·3·H·W floats)
-    first_step: float | None = 1e-2  # L-BFGS: mean |Δpixel| of the first step (see optimization.loop)
+    history_size: int = 50  # L-BFGS curvature pairs (memory: 2·history·3·H·W float64 on the CPU)
     content_weight: float = 1.0
     style_weight: float = 20.0
     tv_weight: float = 0.0
@@ -123,8 +122,6 @@ def validate(options: GatysOptions, n_styles: int) -> dict[str, dict[str, float]
         raise UserError(f"--lr must be positive, got {o.lr}")
     if int(o.history_size) < 1:
         raise UserError(f"--history-size must be >= 1, got {o.history_size}")
-    if o.first_step is not None and not (o.first_step > 0):
-        raise UserError(f"first_step must be positive or None, got {o.first_step}")
     for name in ("content_weight", "style_weight", "tv_weight"):
         v = getattr(o, name)
         if not np.isfinite(v) or v < 0:
@@ -396,7 +393,6 @@ def optimize(
             optimizer=options.optimizer,
             lr=options.lr,
             history_size=int(options.history_size),
-            first_step=options.first_step,
             bounds=(0.0, 1.0),
             bf16=options.bf16,
             seed=int(options.seed) + k,

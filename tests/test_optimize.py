@@ -46,22 +46,25 @@ def test_loop_minimizes_a_quadratic(opt, iters, bound):
     # mean((0 - U[0,1])^2) ~ 1/3 at the start
     assert res.history[0]["total"] == pytest.approx(((init - target) ** 2).mean().item())
     assert res.losses["total"] < bound
-    assert res.iterations == iters and len(res.history) == iters + 1
-    assert [r["iteration"] for r in res.history] == list(range(iters + 1))
+    if opt == "lbfgs":  # exact on a quadratic: observed total 0.0 after 3 iterations, then it stops
+        assert res.iterations < iters and res.stop_reason == "converged"
+    else:
+        assert res.iterations == iters and res.stop_reason == "done"
+    assert len(res.history) == res.iterations + 1
+    assert [r["iteration"] for r in res.history] == list(range(res.iterations + 1))
     assert torch.equal(init, torch.zeros(1, 3, 8, 8))  # the caller's tensor is not modified
 
 
-def test_lbfgs_first_step_has_the_requested_mean_pixel_change():
-    target = torch.linspace(0, 1, 3 * 16 * 16).reshape(1, 3, 16, 16)
-
-    def objective(x):  # |g|_1 >> 1, so torch alone would move the image by 1/numel per pixel
-        return {"total": 100 * ((x - target) ** 2).sum()}
-
-    init = torch.full_like(target, 0.5)
-    for first, expect in [(0.01, 0.01), (None, 1 / target.numel())]:
-        res = optimize_pixels(objective, init, iterations=1, first_step=first, progress=False)
-        assert res.best_iteration == 1
-        assert (res.image - init).abs().mean().item() == pytest.approx(expect, rel=1e-4)
+def test_lbfgs_from_noise_converges(images, vgg):
+    """Gatys' own start: white noise. torch's L-BFGS (fixed unit steps + clamping) went 7.9e9 ->
+    1.1e10 here in 30 iterations; L-BFGS-B with the box as a constraint must lower it a lot."""
+    content, style = images
+    res = optimize(content, style, vgg=vgg, size=W, iterations=25, init="noise", seed=0, progress=False)
+    totals = [row["total"] for row in res.history]
+    # observed: 7.9e9 -> 2.7e8 (29x) in 25 iterations, never above the start
+    assert res.losses["total"] < totals[0] / 10
+    assert max(totals) <= totals[0] * 1.0001
+    assert res.iterations == 25 and res.image.min() >= 0 and res.image.max() <= 1
 
 
 def test_loop_keeps_the_best_image_not_the_last():
@@ -109,8 +112,13 @@ def test_loop_stops_on_nan_and_on_ctrl_c():
     res = optimize_pixels(_quadratic(torch.ones(1, 3, 4, 4)), torch.zeros(1, 3, 4, 4), iterations=10, optimizer="adam", lr=0.1, callbacks=[interrupt], progress=False)
     assert res.interrupted and res.stop_reason == "interrupted" and res.iterations == 4
     assert res.best_iteration == 4 and res.losses["total"] < res.history[0]["total"]
+    # L-BFGS-B: scipy drives the iterations; Ctrl-C inside it still returns the best image
+    quartic = lambda x: {"total": ((x - 1) ** 4).mean()}  # noqa: E731  (not solved in 4 steps)
+    res = optimize_pixels(quartic, torch.zeros(1, 3, 4, 4), iterations=10, callbacks=[interrupt], progress=False)
+    assert res.interrupted and res.iterations == 4 and res.best_iteration == 4
+    assert res.losses["total"] < res.history[0]["total"] == 1.0
     with pytest.raises(KeyboardInterrupt):
-        optimize_pixels(_quadratic(torch.ones(1, 3, 4, 4)), torch.zeros(1, 3, 4, 4), iterations=10, callbacks=[interrupt], catch_interrupt=False, progress=False)
+        optimize_pixels(quartic, torch.zeros(1, 3, 4, 4), iterations=10, callbacks=[interrupt], catch_interrupt=False, progress=False)
 
 
 # ------------------------------------------------------------------ Gatys on the real VGG19
@@ -135,7 +143,7 @@ def lbfgs_run(images, vgg, tmp_path_factory):
 def test_lbfgs_lowers_total_and_style_loss(lbfgs_run):
     res, _, _ = lbfgs_run
     first, best = res.history[0], res.losses
-    # observed on the generated pair: total and style both 22x lower after 25 iterations
+    # observed on the generated pair: total 23.7x and style 24.0x lower after 25 iterations
     assert best["total"] < first["total"] / 8
     assert best["style"] < first["style"] / 8
     assert res.best_iteration == 25 and res.image.min() >= 0 and res.image.max() <= 1
@@ -155,11 +163,11 @@ def test_real_pair_style_down_content_bounded(cat_and_starry, vgg, opt, iters, f
     content, style = cat_and_starry
     res = optimize(content, style, vgg=vgg, size=W, iterations=iters, optimizer=opt, progress=False)
     first, best = res.history[0], res.losses
-    # observed: L-BFGS 25 its: total 11.0x, style 12.8x lower; Adam 20 its (lr 0.02): 5.1x and 5.4x
+    # observed: L-BFGS 25 its: total 12.5x, style 15.0x lower; Adam 20 its (lr 0.02): 5.1x and 5.4x
     assert best["total"] < first["total"] / factor
     assert best["style"] < first["style"] / factor
     # content starts at 0 and stays below what the painting itself scores against the cat
-    # (observed: 5.6e5 L-BFGS, 5.1e5 Adam, vs 8.5e5 for the resized painting)
+    # (observed: 5.7e5 L-BFGS, 5.1e5 Adam, vs 8.5e5 for the resized painting)
     loss = build_loss(content, [style], GatysOptions(), vgg=vgg)
     with torch.no_grad():
         painting = torch.from_numpy(gatys._resize_array(style, content.shape[:2])).permute(2, 0, 1)[None]

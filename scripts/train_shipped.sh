@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Reproduce the networks shipped in checkpoints/: train each (one after another: they share the
+# CPU), export it to checkpoints/<name>.onnx. A finished run is skipped; an interrupted one resumes
+# from its last.ckpt. Usage: scripts/train_shipped.sh [NAME ...]  (default: all of them)
+#   PHOTOS=data/photos STYLES=../shared/data/styles scripts/train_shipped.sh starry_night
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PHOTOS=${PHOTOS:-data/photos}
+STYLES=${STYLES:-../shared/data/styles}
+PY=${PY:-.venv/bin/python}
+# OpenMP threads spin while they wait; on a shared 2-core machine that made a step 3x slower.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+
+# Full nets are named after the painting, slim real-time nets get _slim.
+# name              painting          recipe     steps
+SHIPPED="
+starry_night        starry_night      cpu-full   1500
+composition_vii     composition_vii   cpu-full   1500
+the_scream          the_scream        cpu-full   1500
+great_wave          great_wave        cpu-full   1500
+starry_night_slim   starry_night      cpu-quick  2000
+great_wave_slim     great_wave        cpu-quick  3000
+"
+
+[ -d "$PHOTOS" ] || bash ../shared/data/get-training-photos.sh "$PHOTOS"
+wanted=" $* "
+echo "$SHIPPED" | while read -r name painting recipe steps; do
+  [ -n "$name" ] || continue
+  [ $# -eq 0 ] || [[ "$wanted" == *" $name "* ]] || continue
+  run="runs/$name"
+  final=$(printf "%s/checkpoints/step-%06d.ckpt" "$run" "$steps")
+  if [ ! -f "$final" ]; then
+    resume=()
+    [ -f "$run/checkpoints/last.ckpt" ] && resume=(--ckpt_path "$run/checkpoints/last.ckpt")
+    echo "== $name: $recipe, $steps steps -> $run ($(date -u +%H:%M:%S) UTC)"
+    $PY -m stylecast.cli train --style "$STYLES/$painting.jpg" --data "$PHOTOS" --recipe "$recipe" \
+      --steps "$steps" --out "$run" "${resume[@]}"
+  fi
+  [ -f "checkpoints/$name.onnx" ] && continue
+  echo "== $name: export ($(date -u +%H:%M:%S) UTC)"
+  $PY -m stylecast.cli export "$final" -o "checkpoints/$name.onnx" --name "$name"
+done
