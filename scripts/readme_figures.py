@@ -25,13 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
 
 from losses.vgg import load_vgg
 from optimization.deepdream import dream
 from optimization.inversion import invert
 from optimization.visualize import visualize
-from stylecast.images import array_to_pil, load_image
+from stylecast.figures import row
+from stylecast.images import load_image
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "figures"
@@ -39,26 +39,6 @@ PHOTO = resources.files("stylecast") / "samples" / "chelsea.jpg"
 DREAM_LAYERS = ("relu2_2", "relu3_3", "relu4_2", "relu5_2")
 INVERT_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CHANNELS = (("relu3_1", 12), ("relu4_1", 0), ("relu4_1", 97), ("relu5_1", 7))
-
-
-def label(img: Image.Image, text: str) -> Image.Image:
-    img = img.copy()
-    draw = ImageDraw.Draw(img)
-    left, top, right, bottom = draw.textbbox((6, 4), text)
-    draw.rectangle((left - 4, top - 3, right + 4, bottom + 3), fill=(0, 0, 0))
-    draw.text((6, 4), text, fill=(255, 255, 255))
-    return img
-
-
-def row(panels: list[tuple[np.ndarray, str]], gap: int = 4) -> Image.Image:
-    images = [label(array_to_pil(a), t) for a, t in panels]
-    h = max(i.height for i in images)
-    canvas = Image.new("RGB", (sum(i.width for i in images) + gap * (len(images) - 1), h), (255, 255, 255))
-    x = 0
-    for i in images:
-        canvas.paste(i, (x, 0))
-        x += i.width + gap
-    return canvas
 
 
 def high_frequency_share(image: np.ndarray) -> float:

@@ -1,0 +1,158 @@
+"""Write checkpoints/<name>.md, the model card of a shipped style, from measured sources only.
+
+    python scripts/model_card.py NAME [--run runs/NAME] [--compare runs/compare/NAME/report.json]
+
+Every number comes from a file: the ONNX model's metadata and weights, the run folder's
+metrics.csv (validation losses) and wall_time.jsonl (written by scripts/train_shipped.sh), a fresh
+torch-vs-ONNX Runtime parity check against the run's final checkpoint, and the `stylecast compare`
+report. What a painting is and why it is public domain is the one hand-written table below (from
+../shared/data/styles/SOURCES.md). Run it after scripts/train_shipped.sh and the compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# file stem of the painting -> (title, artist, year, medium, why it is public domain)
+PAINTINGS = {
+    "starry_night": ("*The Starry Night*", "Vincent van Gogh", "1889", "oil on canvas", "the artist died in 1890; published before 1930"),
+    "great_wave": ("*The Great Wave off Kanagawa* (神奈川沖浪裏)", "Katsushika Hokusai", "c. 1830–32", "woodblock print", "the artist died in 1849; published c. 1831"),
+    "the_scream": ("*The Scream* (Skrik)", "Edvard Munch", "1893", "tempera and crayon on cardboard", "the artist died in 1944 (public domain in life+70 countries since 2015); published 1893"),
+    "composition_vii": ("*Composition VII*", "Wassily Kandinsky", "1913", "oil on canvas", "the artist died in 1944 (public domain in life+70 countries since 2015); published 1913"),
+    "udnie": ("*Udnie*", "Francis Picabia", "1913", "oil on canvas", "the artist died in 1953 (life+70 countries since 2024); published 1913"),
+    "the_shipwreck_of_the_minotaur": ("*The Wreck of a Transport Ship*", "J. M. W. Turner", "c. 1810", "oil on canvas", "the artist died in 1851"),
+}
+# Hand-written: what a person sees (looked at the validation grids and the gallery), per model.
+LOOKS = {}
+
+
+def onnx_facts(path: Path) -> dict:
+    import onnx
+
+    from inference.stylizer import Stylizer
+
+    model = onnx.load(str(path))
+    params = sum(int(__import__("numpy").prod(t.dims)) for t in model.graph.initializer)
+    meta = Stylizer(path, backend="ort", device="cpu").metadata
+    return {"meta": meta, "params": params, "mb": path.stat().st_size / 2**20}
+
+
+def validation_losses(run: Path) -> tuple[int, dict[str, float]]:
+    """The last validation row of the run's metrics.csv: (step, {content, style, tv, total})."""
+    rows = []
+    for f in sorted(run.glob("logs/version_*/metrics.csv")):
+        with open(f) as fh:
+            rows += [r for r in csv.DictReader(fh) if r.get("val/total")]
+    if not rows:
+        raise SystemExit(f"{run}: no validation rows in logs/version_*/metrics.csv")
+    last = max(rows, key=lambda r: int(r["step"]))
+    return int(last["step"]) + 1, {k: float(last[f"val/{k}"]) for k in ("content", "style", "tv", "total")}
+
+
+def wall_time(run: Path) -> tuple[float, str, str]:
+    """(minutes, UTC span, load averages) over every training session of the run."""
+    import datetime as dt
+
+    path = run / "wall_time.jsonl"
+    if not path.exists():
+        raise SystemExit(f"{path} missing: train with scripts/train_shipped.sh (it records the wall time)")
+    sessions = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    minutes = sum(s["end"] - s["start"] for s in sessions) / 60
+    fmt = lambda t: dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M")  # noqa: E731
+    span = ", ".join(f"{fmt(s['start'])}–{fmt(s['end'])[-5:]} UTC" for s in sessions)
+    return minutes, span, "; ".join(s["load_avg_1_5_15"] for s in sessions)
+
+
+def parity(ckpt: Path, onnx_path: Path) -> dict[str, float]:
+    from training.export import load_checkpoint, parity as check
+
+    net, _, _ = load_checkpoint(ckpt)
+    return check(net.eval(), onnx_path)
+
+
+def compare_summary(report: Path) -> dict:
+    data = json.loads(report.read_text())
+    return {"summary": data["summary"], "options": data["options"], "machine": data["machine"], "images": [r["name"] for r in data["images"]]}
+
+
+def card(name: str, run: Path, compare: Path) -> str:
+    from benchmarks.common import machine_info
+
+    onnx_path = ROOT / "checkpoints" / f"{name}.onnx"
+    f = onnx_facts(onnx_path)
+    meta = f["meta"]
+    painting = Path(meta["style_image"]).stem
+    title, artist, year, medium, why = PAINTINGS[painting]
+    steps = int(meta["steps"])
+    ckpt = run / "checkpoints" / f"step-{steps:06d}.ckpt"
+    val_step, val = validation_losses(run)
+    minutes, span, loads = wall_time(run)
+    par = parity(ckpt, onnx_path)
+    cmp = compare_summary(compare)
+    s, o = cmp["summary"], cmp["options"]
+    m = machine_info()
+    kind = "full Johnson et al. network" if "width=1.0" in meta["architecture"] else "slim real-time network"
+    photos = len(list((ROOT / "data" / "photos").rglob("*.jpg")))
+    recipe_file = f"training/configs/{meta['recipe']}.yaml"
+    matched = (
+        f"reached the net's loss in {s['matched']} of {s['images']} images, after {s['mean_match_iteration']:.0f} iterations on average "
+        f"(median {s['median_match_iteration']:.0f}); at equal loss the net was {s['mean_speedup_at_equal_loss']:.0f}x faster"
+        if s["matched"] and s["mean_speedup_at_equal_loss"]
+        else f"did not reach the net's loss within {max(o['iterations'])} iterations on any image (speed-up at equal loss: more than "
+        f"{max(o['iterations']) * s['mean_slow_seconds_per_iteration'] / s['mean_fast_seconds']:.0f}x)"
+    )
+    rows = [
+        ("painting", f"{title}, {artist}, {year}, {medium}"),
+        ("public domain", f"{why}. The image file is not in this repository: `../shared/data/styles/{meta['style_image']}` (see its SOURCES.md)"),
+        ("network", f"`{meta['architecture']}`: the {kind}, {f['params'] / 1e6:.2f} M parameters, {f['mb']:.1f} MB {meta['precision']} ONNX"),
+        ("recipe", f"`{recipe_file}` (crops {meta.get('image_size')}², style image at {meta.get('style_size')} px, content {meta['content_layers']} ×{meta['content_weight']}, "
+         f"style {meta['style_layers']} ×{meta['style_weight']}, TV ×{meta['tv_weight']}, bf16 autocast, on the CPU: no GPU was lent to this project)"),
+        ("data", f"the {photos} photos of `../shared/data/get-training-photos.sh`"),
+        ("steps", f"{steps}"),
+        ("wall time, hardware", f"{minutes:.0f} min ({span}) on {m['cores']} CPU cores ({m['cpu']}, no GPU); load average at the end (1/5/15 min): {loads}"),
+        (f"losses at step {val_step} (validation, 4 held-out training photos at 256²)", f"content {val['content']:.3g}, style {val['style']:.3g}, TV {val['tv']:.3g}, total {val['total']:.3g}"),
+        ("export parity", "ORT vs torch max abs diff " + ", ".join(f"{k}: {v:.1e}" for k, v in par.items()) + " (bound 1e-3)"),
+        (f"comparison with the slow optimizer ({s['images']} held-out photos at {o['size']} px)",
+         f"`stylecast compare` (L-BFGS from {o['init']}, checkpoints {','.join(map(str, o['iterations']))}): the net takes {s['mean_fast_seconds'] * 1000:.0f} ms per image "
+         f"(ONNX Runtime, CPU), the optimizer {s['mean_slow_seconds_per_iteration']:.2f} s per iteration; the optimizer {matched}. Mean total loss of the net: {s['mean_fast_total']:.3g}"),
+    ]
+    lines = [f"# {name} ({title.strip('*').split(' (')[0]}, {kind})", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in rows]
+    lines += [
+        "",
+        "Reproduce (Lightning checkpoints stay out of git):",
+        "",
+        "```bash",
+        f"scripts/train_shipped.sh {name}    # trains runs/{name}, exports checkpoints/{name}.onnx",
+        f"stylecast compare {' '.join('../shared/data/content/' + n for n in cmp['images'])} --style {name} --style-image ../shared/data/styles/{meta['style_image']} --size {o['size']} --iterations {','.join(map(str, o['iterations']))} -o runs/compare/{name}",
+        f"python scripts/model_card.py {name}",
+        "```",
+    ]
+    if name in LOOKS:
+        lines += ["", f"Looks like: {LOOKS[name]}"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name")
+    p.add_argument("--run", type=Path, help="run folder (default runs/NAME)")
+    p.add_argument("--compare", type=Path, help="compare report.json (default runs/compare/NAME/report.json)")
+    a = p.parse_args()
+    run = a.run or ROOT / "runs" / a.name
+    report = a.compare or ROOT / "runs" / "compare" / a.name / "report.json"
+    text = card(a.name, run, report)
+    out = ROOT / "checkpoints" / f"{a.name}.md"
+    out.write_text(text)
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
