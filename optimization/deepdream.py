@@ -39,7 +39,9 @@ import torch.nn.functional as F
 
 from losses.images import to_array, to_tensor
 from losses.vgg import VGG, load_vgg
-from optimization.common import ArgumentParser, ImageInput, add_run_arguments, check_layer, check_output, device, positive, read_image
+from optimization.common import (
+    ArgumentParser, ImageInput, RunOptions, add_run_arguments, check_layer, check_output, device, positive, read_image, run_options,
+)
 from optimization.gatys import min_side
 from optimization.loop import Callback, optimize_pixels
 from stylecast.errors import UserError
@@ -51,7 +53,7 @@ Score = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass
-class DreamOptions:
+class DreamOptions(RunOptions):
     """Every knob of `stylecast dream`; the defaults are google/deepdream's notebook values."""
 
     layer: str = "relu4_2"  # the VGG layer to amplify
@@ -65,12 +67,6 @@ class DreamOptions:
     step: float = 1.5  # mean pixel change per step, in 8-bit levels (the gradient is normalized)
     jitter: int = 32  # random roll of up to ±jitter pixels per step
     tile: int | None = None  # compute gradients in tiles of this many pixels (large images); None = whole image
-    seed: int = 0
-    device: str = "auto"
-    bf16: bool = False  # bf16 autocast for the VGG passes
-    vgg_weights: str = "caffe"
-    pooling: str = "max"
-    progress: bool = True
 
 
 @dataclass
@@ -377,8 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     options = DreamOptions(
         layer=args.layer, channel=args.channel, guide=args.guide, guide_size=args.guide_size, size=args.size,
         octaves=args.octaves, octave_scale=args.octave_scale, iterations=args.iterations, step=args.step,
-        jitter=args.jitter, tile=args.tile, seed=args.seed, device=args.device, bf16=args.bf16,
-        vgg_weights=args.vgg_weights, pooling=args.pooling, progress=not args.quiet,
+        jitter=args.jitter, tile=args.tile, **run_options(args),
     )
     try:
         result = dream(args.image, options, output=args.output)

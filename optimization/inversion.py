@@ -29,7 +29,9 @@ import torch
 from losses.functional import alpha_norm, content_loss, total_variation
 from losses.images import to_array, to_tensor
 from losses.vgg import VGG, load_vgg
-from optimization.common import ArgumentParser, ImageInput, add_run_arguments, check_layer, check_output, device, positive, psnr, read_image
+from optimization.common import (
+    ArgumentParser, ImageInput, RunOptions, add_run_arguments, check_layer, check_output, device, positive, psnr, read_image, run_options,
+)
 from optimization.gatys import min_side
 from optimization.loop import Callback, optimize_pixels
 from stylecast.errors import UserError
@@ -39,7 +41,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class InversionOptions:
+class InversionOptions(RunOptions):
     """Every knob of `stylecast invert`. Weights are for the normalized objective above."""
 
     layer: str = "relu3_1"  # reconstruct from this layer's features
@@ -51,12 +53,6 @@ class InversionOptions:
     tv_exponent: float = 2.0  # β
     alpha_weight: float = 1e-3  # λ_α
     alpha: float = 6.0  # α
-    seed: int = 0
-    device: str = "auto"
-    bf16: bool = False
-    vgg_weights: str = "caffe"
-    pooling: str = "max"
-    progress: bool = True
 
 
 @dataclass
@@ -200,8 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     options = InversionOptions(
         layer=args.layer, size=args.size or None, iterations=args.iterations, optimizer=args.optimizer, lr=args.lr,
         tv_weight=args.tv_weight, tv_exponent=args.tv_exponent, alpha_weight=args.alpha_weight, alpha=args.alpha,
-        seed=args.seed, device=args.device, bf16=args.bf16, vgg_weights=args.vgg_weights, pooling=args.pooling,
-        progress=not args.quiet,
+        **run_options(args),
     )
     try:
         result = invert(args.image, options, output=args.output)

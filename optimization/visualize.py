@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from losses.images import to_array
 from losses.vgg import VGG, load_vgg
-from optimization.common import ArgumentParser, add_run_arguments, check_layer, check_output, device, positive
+from optimization.common import ArgumentParser, RunOptions, add_run_arguments, check_layer, check_output, device, positive, run_options
 from optimization.gatys import min_side
 from optimization.loop import Callback, optimize_pixels
 from stylecast.errors import UserError
@@ -48,7 +48,7 @@ COLOR_MATRIX = COLOR_CORRELATION_SVD_SQRT / COLOR_CORRELATION_SVD_SQRT.norm(dim=
 
 
 @dataclass
-class VisualizeOptions:
+class VisualizeOptions(RunOptions):
     """Every knob of `stylecast visualize`; optimizer settings and transforms are lucid's."""
 
     layer: str = "relu4_1"
@@ -60,12 +60,6 @@ class VisualizeOptions:
     decorrelate: bool = True  # optimize in decorrelated colour
     decay_power: float = 1.0  # spectrum scale 1/f^decay_power
     transforms: bool = True  # pad/jitter/scale/rotate at random every step
-    seed: int = 0
-    device: str = "auto"
-    bf16: bool = False
-    vgg_weights: str = "caffe"
-    pooling: str = "max"
-    progress: bool = True
 
 
 @dataclass
@@ -278,8 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     options = VisualizeOptions(
         layer=args.layer, channel=args.channel, size=args.size, iterations=args.iterations, lr=args.lr,
         parameterization=args.parameterization, decorrelate=not args.no_decorrelate, decay_power=args.decay_power,
-        transforms=not args.no_transforms, seed=args.seed, device=args.device, bf16=args.bf16,
-        vgg_weights=args.vgg_weights, pooling=args.pooling, progress=not args.quiet,
+        transforms=not args.no_transforms, **run_options(args),
     )
     try:
         result = visualize(options, output=args.output)

@@ -17,11 +17,11 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 # 4.4e5-4.7e5 for The Starry Night and The Scream), so it gets 0.4 to weigh like the others.
 # name              painting          recipe     steps  style_weight
 SHIPPED="
-starry_night        starry_night      cpu-full   1200   1.0
-composition_vii     composition_vii   cpu-full   1200   0.4
-the_scream          the_scream        cpu-full   1200   1.0
-great_wave          great_wave        cpu-full   1200   1.0
-starry_night_slim   starry_night      cpu-quick  2000   1.0
+starry_night        starry_night      cpu-full   1000   1.0
+composition_vii     composition_vii   cpu-full   1000   0.4
+the_scream          the_scream        cpu-full   1000   1.0
+great_wave          great_wave        cpu-full   1000   1.0
+starry_night_slim   starry_night      cpu-quick  1500   1.0
 great_wave_slim     great_wave        cpu-quick  3000   1.0
 "
 
