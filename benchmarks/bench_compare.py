@@ -2,7 +2,9 @@
 
 Quick: 3 content photos at 256 px, L-BFGS checkpoints 50/100/200. Full: every photo in
 ../shared/data/content, 256 and 512 px, checkpoints 50/100/200/300/500.
-Needs a style in checkpoints/ and its painting in ../shared/data/styles (model card names it).
+Needs a style in checkpoints/ (starry_night, or $STYLECAST_BENCH_STYLE) and its painting in
+../shared/data/styles. A `stylecast compare` run made by hand becomes the section too:
+    python -m benchmarks.bench_compare runs/compare/NAME/report.json
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ def run(quick: bool = True, style: str | None = None) -> dict:
     names = registry.names()
     if not names:
         raise SystemExit("bench_compare: no style in checkpoints/ to compare")
-    style = style or names[0]
+    style = style or os.environ.get("STYLECAST_BENCH_STYLE") or ("starry_night" if "starry_night" in names else names[0])
     painting = SHARED / "styles" / registry.info(style)["metadata"]["style_image"]
     contents = sorted((SHARED / "content").glob("*.jpg"))
     if quick:
@@ -34,23 +36,30 @@ def run(quick: bool = True, style: str | None = None) -> dict:
     for size in sizes:
         out = ROOT / "benchmarks" / "results" / f"compare_{style}_{size}"
         results[size] = compare(contents, style, painting, out, size=size, iterations=iterations, models_dir=ROOT / "checkpoints")
-    payload = {"style": style, "quick": quick, "reports": {str(k): v["summary"] for k, v in results.items()}}
-    payload["machine"] = next(iter(results.values()))["machine"]
-    write_json(f"compare_{style}", payload)
+    command = f"python -m benchmarks --only compare{' --full' if not quick else ''}"
+    return record(list(results.values()), command)
 
+
+def record(reports: list[dict], command: str) -> dict:
+    """JSON + the BENCHMARKS.md section from `stylecast compare` reports (one per size)."""
+    first = reports[0]
+    style, painting = first["model"]["style_name"], first["style_image"]
+    iterations = first["options"]["iterations"]
+    payload = {"style": style, "command": command, "reports": {str(r["options"]["size"]): r["summary"] for r in reports}, "machine": first["machine"]}
+    write_json(f"compare_{style}", payload)
     rows = []
-    for size, rep in results.items():
+    for rep in reports:
         s = rep["summary"]
         rows.append([
-            size, s["images"], f"{s['mean_fast_seconds'] * 1000:.0f}", f"{s['mean_slow_seconds_per_iteration']:.2f}",
+            rep["options"]["size"], s["images"], f"{s['mean_fast_seconds'] * 1000:.0f}", f"{s['mean_slow_seconds_per_iteration']:.2f}",
             f"{s['mean_match_iteration']:.0f}" if s["mean_match_iteration"] is not None else "not reached",
             f"{s['matched']}/{s['images']}",
             f"{s['mean_speedup_at_equal_loss']:.0f}×" if s["mean_speedup_at_equal_loss"] else "—",
         ])
     body = (
-        f"`python -m benchmarks --only compare{' --full' if not quick else ''}` — style `{style}` "
-        f"(painting {painting.name}), L-BFGS from noise, checkpoints {', '.join(map(str, iterations))}; "
-        "every output scored with the net's own training losses on the saved 8-bit image.\n\n"
+        f"`{command}` — style `{style}` (painting {painting}, recipe {first['model']['recipe']}, {first['model']['steps']} steps), "
+        f"L-BFGS-B from {first['options']['init']}, checkpoints {', '.join(map(str, iterations))}; every output scored with the "
+        "net's own training losses on the saved 8-bit image; the net on ONNX Runtime, the optimizer on torch, both on the CPU.\n\n"
         f"Machine: {machine_line(payload['machine'])}\n\n"
         + markdown_table(
             ["size", "images", "net ms/image (ORT)", "L-BFGS s/iteration", "iteration where L-BFGS matches the net's loss (mean)", "matched", "speed ratio at equal loss"],
@@ -60,3 +69,15 @@ def run(quick: bool = True, style: str | None = None) -> dict:
     )
     update_section("compare", "Fast vs slow (`stylecast compare`)", body)
     return payload
+
+
+if __name__ == "__main__":  # python -m benchmarks.bench_compare REPORT_DIR/report.json ...  (from a compare run)
+    import json
+    import sys
+
+    reports = [json.loads(Path(p).read_text()) for p in sys.argv[1:]]
+    if not reports:
+        raise SystemExit("usage: python -m benchmarks.bench_compare REPORT.json [REPORT.json ...]")
+    o = reports[0]["options"]
+    cmd = f"stylecast compare <{len(reports[0]['images'])} photos of ../shared/data/content> --style {reports[0]['model']['style_name']} --style-image {reports[0]['style_image']} --size {o['size']} --iterations {','.join(map(str, o['iterations']))}"
+    record(reports, cmd)

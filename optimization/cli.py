@@ -21,13 +21,6 @@ Ctrl-C stops early and still writes the best image so far (exit code 130).
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad argument is a one-line UserError (exit 2) instead of usage + message."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise UserError(message)
-
-
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     pass
 
@@ -40,10 +33,11 @@ def _floats(text: str) -> list[float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from optimization.common import ArgumentParser
     from optimization.gatys import DEFAULT_STYLE_LAYERS, GatysOptions
 
     d = GatysOptions()
-    p = _Parser(
+    p = ArgumentParser(
         prog="stylecast optimize",
         description=(
             "Slow neural style transfer (Gatys et al. 2015): optimize the output's pixels with L-BFGS or Adam "

@@ -21,7 +21,7 @@ from PIL import Image
 from losses.vgg import CHANNELS, VGG
 from optimization.loop import resolve_device
 from stylecast.errors import UserError
-from stylecast.images import array_to_pil, format_for_path, load_image, pil_to_array, resize_longer
+from stylecast.images import format_for_path, load_image
 
 ImageInput = Union[str, os.PathLike, bytes, np.ndarray]
 
@@ -42,17 +42,29 @@ class RunOptions:
 def read_image(src: ImageInput, size: int | tuple[int, int] | None, what: str) -> np.ndarray:
     """A path/bytes (decoded by stylecast.images: UserError naming the file) or an HxWx3 float
     array in [0, 1] -> HxWx3 float32, resized so the longer side is `size` (int), to exactly
-    (height, width) (tuple) or kept (None)."""
+    (height, width) (tuple) or kept (None).
+
+    Arrays are resized in float (Pillow mode F per channel, Lanczos like load_image), so an image
+    already optimized in float is not quantized to 8 bits on the way, and returned untouched when
+    already at the size.
+    """
     if not isinstance(src, np.ndarray):
         return load_image(src, size)
     arr = np.asarray(src, dtype=np.float32)
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise UserError(f"{what}: expected an HxWx3 RGB array, got shape {arr.shape}")
+    h, w = arr.shape[:2]
     if size is None:
         return arr
-    img = array_to_pil(arr)
-    img = img.resize((size[1], size[0]), Image.Resampling.LANCZOS) if isinstance(size, tuple) else resize_longer(img, size)
-    return pil_to_array(img)
+    if isinstance(size, tuple):
+        new_h, new_w = size
+    else:
+        scale = size / max(h, w)
+        new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    if (new_h, new_w) == (h, w):
+        return arr
+    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(arr[..., c])).resize((new_w, new_h), Image.Resampling.LANCZOS)) for c in range(3)]
+    return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)
 
 
 def check_output(path: str | os.PathLike, what: str = "output") -> None:

@@ -26,24 +26,23 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence, Union
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from losses.images import to_array, to_tensor
 from losses.perceptual import GATYS_CONTENT_LAYERS, PerceptualLoss, parse_layers
 from losses.vgg import VGG, load_vgg
-from optimization.loop import OPTIMIZERS, Callback, LoopResult, Step, optimize_pixels, resolve_device
+from optimization.common import ImageInput, read_image
+from optimization.loop import Callback, LoopResult, Step, optimize_pixels, resolve_device
 from stylecast import color
 from stylecast.errors import UserError
-from stylecast.images import atomic_write_bytes, format_for_path, load_image, open_image, save_image
+from stylecast.images import atomic_write_bytes, format_for_path, open_image, save_image
 
 log = logging.getLogger(__name__)
 
-ImageInput = Union[str, os.PathLike, np.ndarray]
 INITS = ("content", "noise", "style")
 # Gatys et al.'s style layers, weighted so that each layer's term is of the same order at the start.
 # With equal weights (jcjohnson/neural-style, pastiche) relu4_1 is ~95% of the style loss: its Gram
@@ -179,33 +178,8 @@ def scale_sizes(size: int, scales: int) -> list[int]:
 # images
 
 
-def _read(src: ImageInput, size: int | tuple[int, int] | None, what: str) -> np.ndarray:
-    """A path/bytes via stylecast.images (UserError naming the file), or an HxWx3 array.
-
-    size: longer side (int), exact (H, W), or None. Arrays are resized in float (Pillow mode F,
-    Lanczos like load_image) and returned untouched when already at that size.
-    """
-    if not isinstance(src, np.ndarray):
-        return load_image(src, size)
-    arr = np.asarray(src, dtype=np.float32)
-    if arr.ndim != 3 or arr.shape[2] != 3:
-        raise UserError(f"{what}: expected an HxWx3 RGB array, got shape {arr.shape}")
-    h, w = arr.shape[:2]
-    if size is None:
-        return arr
-    if isinstance(size, tuple):
-        new_h, new_w = size
-    else:
-        scale = size / max(h, w)
-        new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    if (new_h, new_w) == (h, w):
-        return arr
-    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(arr[..., c])).resize((new_w, new_h), Image.Resampling.LANCZOS)) for c in range(3)]
-    return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)
-
-
 def _resize_array(arr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    return _read(arr, hw, "image") if arr.shape[:2] != hw else arr
+    return read_image(arr, hw, "image")
 
 
 def luminance_image(rgb: np.ndarray) -> np.ndarray:
@@ -265,12 +239,12 @@ def prepare_scale(content_full: np.ndarray, styles_full: Sequence[np.ndarray], l
     The style's longer side is style_size (fixed) or style_scale x this scale's longer side, so the
     stroke size relative to the output is the same at every scale.
     """
-    content = _read(content_full, longer, "content")
+    content = read_image(content_full, longer, "content")
     if options.style_size is not None:
         s_longer = max(1, round(options.style_size * longer / options.size))
     else:
         s_longer = max(1, round(options.style_scale * longer))
-    styles = [_read(s, s_longer, f"style {i + 1}") for i, s in enumerate(styles_full)]
+    styles = [read_image(s, s_longer, f"style {i + 1}") for i, s in enumerate(styles_full)]
     if options.preserve_color == "luminance":
         content_y = luminance_image(content)
         styles = [match_luminance(luminance_image(s), content_y) for s in styles]
@@ -294,7 +268,7 @@ def initial_image(options: GatysOptions, target: np.ndarray, styles: Sequence[np
     if options.init == "style":
         style = _resize_array(styles[0], (h, w))
         return luminance_image(style) if options.preserve_color == "luminance" else style
-    init = _read(options.init, (h, w), "--init")
+    init = read_image(options.init, (h, w), "--init")
     return luminance_image(init) if options.preserve_color == "luminance" else init
 
 
@@ -348,8 +322,8 @@ def optimize(
     if vgg is not None and vgg.pooling != options.pooling:
         raise UserError(f"the given VGG uses {vgg.pooling} pooling but pooling={options.pooling!r} was asked for")
 
-    content_full = _read(content, None, "content")
-    styles_full = [_read(s, None, f"style {i + 1}") for i, s in enumerate(style_list)]
+    content_full = read_image(content, None, "content")
+    styles_full = [read_image(s, None, f"style {i + 1}") for i, s in enumerate(style_list)]
     sizes = scale_sizes(int(options.size), int(options.scales))
     need = min_side([*layers["content_layers"], *layers["style_layers"]])
 

@@ -3,7 +3,8 @@
     python scripts/gallery.py [--size 320] [--per-row 4]
 
 Writes docs/figures/gallery.jpg (the photo first, then one panel per style, labelled with the
-style's name) and prints the Markdown credits for the README. Torch-free: it runs the ONNX models
+style's name) and rewrites the rows of the README's "Shipped styles" table (the lines after
+`| style | painting |` up to the marker line) from each model's metadata. Torch-free: it runs the ONNX models
 through the same stylizer as `stylecast stylize`.
 
 The photo is stylecast/samples/chelsea.jpg: "Chelsea the cat" by Stefan van der Walt, CC0, from the
@@ -41,15 +42,42 @@ def gallery(size: int, per_row: int) -> tuple[Path, list[dict]]:
     return out, credits
 
 
+PAINTING_TITLES = {
+    "starry_night": "The Starry Night, Vincent van Gogh, 1889",
+    "great_wave": "The Great Wave off Kanagawa, Katsushika Hokusai, c. 1831",
+    "the_scream": "The Scream, Edvard Munch, 1893",
+    "composition_vii": "Composition VII, Wassily Kandinsky, 1913",
+}
+MARKER = "<!-- made by scripts/gallery.py -->"
+
+
+def readme_rows(credits: list[dict]) -> list[str]:
+    rows = []
+    for meta in credits:
+        stem = meta["style_image"].rsplit(".", 1)[0]
+        net = "full (Johnson)" if "width=1.0" in meta["architecture"] else "slim (real-time)"
+        name = meta["style_name"]
+        rows.append(f"| `{name}` | {PAINTING_TITLES.get(stem, meta['style_image'])} | {net} | {meta['recipe']}, {meta['steps']} | [{name}.md](checkpoints/{name}.md) |")
+    return rows
+
+
+def update_readme(rows: list[str]) -> None:
+    path = ROOT / "README.md"
+    lines = path.read_text().split("\n")
+    head = next(i for i, line in enumerate(lines) if line.startswith("| style | painting |"))
+    end = lines.index(MARKER)
+    lines[head + 2 : end] = rows
+    path.write_text("\n".join(lines))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=320, help="longer side of each panel")
     p.add_argument("--per-row", type=int, default=4)
     a = p.parse_args(argv)
     out, credits = gallery(a.size, a.per_row)
-    print(f"wrote {out.relative_to(ROOT)}")
-    for meta in credits:
-        print(f"- `{meta['style_name']}`: {meta['style_image']}, {meta['architecture']}, {meta['recipe']} recipe, {meta['steps']} steps")
+    update_readme(readme_rows(credits))
+    print(f"wrote {out.relative_to(ROOT)} and the README's table of {len(credits)} styles")
     return 0
 
 
