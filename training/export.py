@@ -41,6 +41,8 @@ DEFAULT_OPSET = 18
 # 1.9e-2 on those two nets.
 FP32_TOLERANCE = 1e-3
 FP16_TOLERANCE = 3e-2
+# fp16-stored weights, fp32 compute: only the weights' rounding (relative 2^-11) differs.
+FP16_WEIGHTS_TOLERANCE = 5e-3
 PARITY_SIZES: tuple[tuple[int, int], ...] = ((256, 256), (480, 640))
 
 
@@ -162,6 +164,26 @@ def _name_dynamic_dims(model) -> None:
                 dims[i].dim_param = name
 
 
+def store_weights_fp16(model, min_size: int = 64) -> int:
+    """Store every float32 initializer of at least `min_size` values as float16 followed by a Cast
+    back to float32: the file is half the size, the arithmetic stays fp32 (ONNX Runtime and
+    OpenVINO fold the Casts when they load the model). Returns the number of tensors converted."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    casts = []
+    for init in model.graph.initializer:
+        if init.data_type != TensorProto.FLOAT or int(np.prod(init.dims)) < min_size:
+            continue
+        name = init.name
+        half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f"{name}__fp16")
+        init.CopyFrom(half)
+        casts.append(helper.make_node("Cast", [half.name], [name], to=TensorProto.FLOAT, name=f"{name}__to_fp32"))
+    nodes = [*casts, *model.graph.node]  # Casts before every consumer: still topologically sorted
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return len(casts)
+
+
 def export_onnx(
     net: torch.nn.Module,
     path: str | os.PathLike,
@@ -169,12 +191,15 @@ def export_onnx(
     *,
     opset: int = DEFAULT_OPSET,
     fp16: bool = False,
+    fp16_weights: bool = False,
     exporter: Exporter = "dynamo",
 ) -> Path:
     """Export `net` (NCHW RGB [0,1] in and out) to one .onnx file at `path`, atomically.
 
     `metadata`: contract keys without the "stylecast." prefix; "io", "version" and "precision" are
     filled in. Raises ValueError for a missing required key. Returns the path written.
+    fp16: fp16 weights and activations (GPUs). fp16_weights: weights stored in fp16, computed in
+    fp32 (half the file, CPU speed unchanged).
     """
     import onnx
 
@@ -185,6 +210,10 @@ def export_onnx(
     meta.setdefault("io", IO_CONTRACT)
     meta.setdefault("version", __version__)
     meta["precision"] = "fp16" if fp16 else "fp32"
+    if fp16 and fp16_weights:
+        raise ValueError("fp16 already stores the weights in fp16; fp16_weights is for fp32 compute")
+    if fp16_weights:
+        meta["weight_storage"] = "fp16"
     missing = [k for k in REQUIRED_METADATA if k not in meta]
     if missing:
         raise ValueError(f"metadata lacks required key(s): {', '.join(missing)}")
@@ -197,6 +226,8 @@ def export_onnx(
             _torch_export(HalfPrecision(net) if fp16 else net, raw, opset, exporter)
         model = onnx.load(str(raw), load_external_data=True)
         _name_dynamic_dims(model)
+        if fp16_weights:
+            store_weights_fp16(model)
         # The dynamo exporter annotates nodes with stack traces holding this machine's source
         # paths; a shipped model carries none of that.
         for node in model.graph.node:
@@ -245,6 +276,7 @@ def export_checkpoint(
     style_name: str | None = None,
     opset: int = DEFAULT_OPSET,
     fp16: bool = False,
+    fp16_weights: bool = False,
     exporter: Exporter = "dynamo",
     check: bool = True,
     tolerance: float | None = None,
@@ -269,9 +301,9 @@ def export_checkpoint(
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        export_onnx(net, tmp, meta, opset=opset, fp16=fp16, exporter=exporter)
+        export_onnx(net, tmp, meta, opset=opset, fp16=fp16, fp16_weights=fp16_weights, exporter=exporter)
         if check:
-            tol = tolerance if tolerance is not None else (FP16_TOLERANCE if fp16 else FP32_TOLERANCE)
+            tol = tolerance if tolerance is not None else (FP16_TOLERANCE if fp16 else FP16_WEIGHTS_TOLERANCE if fp16_weights else FP32_TOLERANCE)
             diffs = parity(net, tmp)
             result.update(parity=diffs, tolerance=tol)
             worst = max(diffs.values())
@@ -289,7 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="STYLE.onnx to write (the style's name is the file stem unless --name)")
     p.add_argument("--name", default=None, help="style name stored in the model (default: output file stem)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset, >= 17 (default {DEFAULT_OPSET})")
-    p.add_argument("--fp16", action="store_true", help="fp16 weights/activations (for GPUs; fp32 input/output kept)")
+    precision = p.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", action="store_true", help="fp16 weights/activations (for GPUs; fp32 input/output kept)")
+    precision.add_argument("--fp16-weights", action="store_true", help="store the weights in fp16, compute in fp32: half the file size")
     p.add_argument("--exporter", choices=("dynamo", "legacy"), default="dynamo", help="torch.onnx exporter (default dynamo)")
     p.add_argument("--no-check", action="store_true", help="skip the ORT-vs-torch parity check")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
@@ -305,9 +339,10 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"{out}: output would overwrite the checkpoint")
     if args.opset < 17:
         raise UserError(f"--opset must be 17 or newer, got {args.opset}")
-    res = export_checkpoint(args.checkpoint, out, style_name=args.name, opset=args.opset, fp16=args.fp16, exporter=args.exporter, check=not args.no_check)
+    res = export_checkpoint(args.checkpoint, out, style_name=args.name, opset=args.opset, fp16=args.fp16, fp16_weights=args.fp16_weights, exporter=args.exporter, check=not args.no_check)
     size_mb = out.stat().st_size / 1e6
-    print(f"wrote {out} ({size_mb:.1f} MB, {'fp16' if args.fp16 else 'fp32'}, style {res['metadata']['style_name']!r}, {res['metadata']['steps']} steps)")
+    kind = "fp16" if args.fp16 else "fp32 with fp16-stored weights" if args.fp16_weights else "fp32"
+    print(f"wrote {out} ({size_mb:.1f} MB, {kind}, style {res['metadata']['style_name']!r}, {res['metadata']['steps']} steps)")
     if res["parity"]:
         diffs = ", ".join(f"{k}: {v:.1e}" for k, v in res["parity"].items())
         print(f"parity vs torch (max abs diff, bound {res['tolerance']:.0e}): {diffs}")
