@@ -4,7 +4,7 @@ Quick: 3 content photos at 256 px, L-BFGS checkpoints 50/100/200. Full: every ph
 ../shared/data/content, 256 and 512 px, checkpoints 50/100/200/300/500.
 Needs a style in checkpoints/ (starry_night, or $STYLECAST_BENCH_STYLE) and its painting in
 ../shared/data/styles. A `stylecast compare` run made by hand becomes the section too:
-    python -m benchmarks.bench_compare runs/compare/NAME/report.json
+    python -m benchmarks.bench_compare runs/compare/NAME/report.json [--note CONDITIONS]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def run(quick: bool = True, style: str | None = None) -> dict:
     return record(list(results.values()), command)
 
 
-def record(reports: list[dict], command: str) -> dict:
+def record(reports: list[dict], command: str, note: str = "") -> dict:
     """JSON + the BENCHMARKS.md section from `stylecast compare` reports (one per size)."""
     first = reports[0]
     style, painting = first["model"]["style_name"], first["style_image"]
@@ -61,6 +61,7 @@ def record(reports: list[dict], command: str) -> dict:
         f"L-BFGS-B from {first['options']['init']}, checkpoints {', '.join(map(str, iterations))}; every output scored with the "
         "net's own training losses on the saved 8-bit image; the net on ONNX Runtime, the optimizer on torch, both on the CPU.\n\n"
         f"Machine: {machine_line(payload['machine'])}\n\n"
+        + (f"{note}\n\n" if note else "")
         + markdown_table(
             ["size", "images", "net ms/image (ORT)", "L-BFGS s/iteration", "iteration where L-BFGS matches the net's loss (mean)", "matched", "speed ratio at equal loss"],
             rows,
@@ -73,11 +74,14 @@ def record(reports: list[dict], command: str) -> dict:
 
 if __name__ == "__main__":  # python -m benchmarks.bench_compare REPORT_DIR/report.json ...  (from a compare run)
     import json
-    import sys
 
-    reports = [json.loads(Path(p).read_text()) for p in sys.argv[1:]]
-    if not reports:
-        raise SystemExit("usage: python -m benchmarks.bench_compare REPORT.json [REPORT.json ...]")
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_compare", description="BENCHMARKS.md section from compare reports")
+    parser.add_argument("reports", nargs="+", type=Path, help="report.json of each size")
+    parser.add_argument("--note", default="", help="conditions of the run (load, threads, wall time)")
+    args = parser.parse_args()
+    reports = [json.loads(p.read_text()) for p in args.reports]
     o = reports[0]["options"]
     cmd = f"stylecast compare <{len(reports[0]['images'])} photos of ../shared/data/content> --style {reports[0]['model']['style_name']} --style-image {reports[0]['style_image']} --size {o['size']} --iterations {','.join(map(str, o['iterations']))}"
-    record(reports, cmd)
+    record(reports, cmd, args.note)
