@@ -14,6 +14,7 @@ scikit-image wheel on PyPI (see stylecast/samples/SOURCES.md), so derived images
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from importlib import resources
 from pathlib import Path
@@ -55,7 +56,7 @@ def readme_rows(credits: list[dict]) -> list[str]:
     rows = []
     for meta in credits:
         stem = meta["style_image"].rsplit(".", 1)[0]
-        net = "full (Johnson)" if "width=1.0" in meta["architecture"] else "slim (real-time)"
+        net = "full (Johnson)" if re.search(r"width=1(\.0)?,", meta["architecture"]) else "slim (real-time)"
         name = meta["style_name"]
         rows.append(f"| `{name}` | {PAINTING_TITLES.get(stem, meta['style_image'])} | {net} | {meta['recipe']}, {meta['steps']} | [{name}.md](checkpoints/{name}.md) |")
     return rows

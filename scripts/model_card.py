@@ -12,6 +12,7 @@ report. What a painting is and why it is public domain is the one hand-written t
 from __future__ import annotations
 
 import argparse
+import re
 import csv
 import json
 import sys
@@ -82,6 +83,31 @@ def compare_summary(report: Path) -> dict:
     return {"summary": data["summary"], "options": data["options"], "machine": data["machine"], "images": [r["name"] for r in data["images"]]}
 
 
+def photos_arg(names: list[str]) -> str:
+    every = sorted(p.name for p in (ROOT.parent / "shared" / "data" / "content").glob("*.jpg"))
+    return "../shared/data/content/*.jpg" if sorted(names) == every else " ".join(f"../shared/data/content/{n}" for n in names)
+
+
+def training_precision(run: Path) -> str:
+    """trainer.precision of the run, from the config LightningCLI saved next to its logs."""
+    import yaml
+
+    for f in sorted(run.glob("logs/version_*/config.yaml")):
+        value = (yaml.safe_load(f.read_text()).get("trainer") or {}).get("precision")
+        if value:
+            return {"bf16-mixed": "bf16 autocast", "16-mixed": "fp16 autocast"}.get(str(value), str(value))
+    raise SystemExit(f"{run}: no logs/version_*/config.yaml with trainer.precision")
+
+
+def steps_text(steps: int, recipe_file: str) -> str:
+    import yaml
+
+    planned = int(yaml.safe_load((ROOT / recipe_file).read_text())["trainer"]["max_steps"])
+    if steps == planned:
+        return f"{steps} (the full recipe)"
+    return f"{steps} (the recipe has {planned}; cut to fit the training into one working session)"
+
+
 def card(name: str, run: Path, compare: Path) -> str:
     from benchmarks.common import machine_info
 
@@ -98,7 +124,7 @@ def card(name: str, run: Path, compare: Path) -> str:
     cmp = compare_summary(compare)
     s, o = cmp["summary"], cmp["options"]
     m = machine_info()
-    kind = "full Johnson et al. network" if "width=1.0" in meta["architecture"] else "slim real-time network"
+    kind = "full Johnson et al. network" if re.search(r"width=1(\.0)?,", meta["architecture"]) else "slim real-time network"
     photos = len(list((ROOT / "data" / "photos").rglob("*.jpg")))
     recipe_file = f"training/configs/{meta['recipe']}.yaml"
     matched = (
@@ -113,17 +139,17 @@ def card(name: str, run: Path, compare: Path) -> str:
         ("public domain", f"{why}. The image file is not in this repository: `../shared/data/styles/{meta['style_image']}` (see its SOURCES.md)"),
         ("network", f"`{meta['architecture']}`: the {kind}, {f['params'] / 1e6:.2f} M parameters, {f['mb']:.1f} MB {meta['precision']} ONNX"),
         ("recipe", f"`{recipe_file}` (crops {meta.get('image_size')}², style image at {meta.get('style_size')} px, content {meta['content_layers']} ×{meta['content_weight']}, "
-         f"style {meta['style_layers']} ×{meta['style_weight']}, TV ×{meta['tv_weight']}, bf16 autocast, on the CPU: no GPU was lent to this project)"),
+         f"style {meta['style_layers']} ×{meta['style_weight']}, TV ×{meta['tv_weight']}, {training_precision(run)}, on the CPU: no GPU was lent to this project)"),
         ("data", f"the {photos} photos of `../shared/data/get-training-photos.sh`"),
-        ("steps", f"{steps}"),
+        ("steps", steps_text(steps, recipe_file)),
         ("wall time, hardware", f"{minutes:.0f} min ({span}) on {m['cores']} CPU cores ({m['cpu']}, no GPU); load average at the end (1/5/15 min): {loads}"),
-        (f"losses at step {val_step} (validation, 4 held-out training photos at 256²)", f"content {val['content']:.3g}, style {val['style']:.3g}, TV {val['tv']:.3g}, total {val['total']:.3g}"),
+        (f"losses at step {val_step} (validation: 4 photos held out of training, at 256²)", f"content {val['content']:.3g}, style {val['style']:.3g}, TV {val['tv']:.3g}, total {val['total']:.3g}"),
         ("export parity", "ORT vs torch max abs diff " + ", ".join(f"{k}: {v:.1e}" for k, v in par.items()) + " (bound 1e-3)"),
         (f"comparison with the slow optimizer ({s['images']} held-out photos at {o['size']} px)",
          f"`stylecast compare` (L-BFGS from {o['init']}, checkpoints {','.join(map(str, o['iterations']))}): the net takes {s['mean_fast_seconds'] * 1000:.0f} ms per image "
          f"(ONNX Runtime, CPU), the optimizer {s['mean_slow_seconds_per_iteration']:.2f} s per iteration; the optimizer {matched}. Mean total loss of the net: {s['mean_fast_total']:.3g}"),
     ]
-    lines = [f"# {name} ({title.strip('*').split(' (')[0]}, {kind})", "", "| | |", "|---|---|"]
+    lines = [f"# {name} ({title.replace('*', '').split(' (')[0]}, {kind})", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     lines += [
         "",
@@ -131,7 +157,7 @@ def card(name: str, run: Path, compare: Path) -> str:
         "",
         "```bash",
         f"scripts/train_shipped.sh {name}    # trains runs/{name}, exports checkpoints/{name}.onnx",
-        f"stylecast compare {' '.join('../shared/data/content/' + n for n in cmp['images'])} --style {name} --style-image ../shared/data/styles/{meta['style_image']} --size {o['size']} --iterations {','.join(map(str, o['iterations']))} -o runs/compare/{name}",
+        f"stylecast compare {photos_arg(cmp['images'])} --style {name} --style-image ../shared/data/styles/{meta['style_image']} --size {o['size']} --iterations {','.join(map(str, o['iterations']))} -o runs/compare/{name}",
         f"python scripts/model_card.py {name}",
         "```",
     ]

@@ -1,0 +1,68 @@
+"""Every shipped style in checkpoints/: it loads, says what it is, stylizes, and has a model card."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference.contract import IO_CONTRACT, REQUIRED_METADATA
+from inference.stylizer import Stylizer
+
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+MODELS = sorted(CHECKPOINTS.glob("*.onnx"))
+# What a model card must state (issue 8): rows of its table, matched case-insensitively.
+CARD_ROWS = ("painting", "public domain", "network", "recipe", "data", "steps", "wall time", "losses", "comparison with the slow optimizer")
+
+
+def shape(meta: dict) -> tuple[float, int]:
+    """(width, residual_blocks) from 'TransformerNet(width=1, residual_blocks=5)'."""
+    m = re.fullmatch(r"TransformerNet\(width=([\d.]+), residual_blocks=(\d+)\)", meta.get("architecture", ""))
+    assert m, meta.get("architecture")
+    return float(m[1]), int(m[2])
+
+
+def test_the_shipped_set():
+    """At least 4 styles as full networks, at least 2 also as the slim real-time network."""
+    meta = {m.stem: Stylizer(m, backend="ort", device="cpu").metadata for m in MODELS}
+    full = {k for k, v in meta.items() if shape(v) == (1.0, 5)}
+    slim = {k for k, v in meta.items() if shape(v) == (0.5, 3)}
+    paintings_full = {meta[k]["style_image"] for k in full}
+    paintings_slim = {meta[k]["style_image"] for k in slim}
+    assert len(paintings_full) >= 4, sorted(full)
+    assert len(paintings_slim & paintings_full) >= 2, sorted(slim)
+
+
+@pytest.mark.parametrize("model", MODELS, ids=[m.stem for m in MODELS])
+def test_shipped_model(model: Path):
+    stylizer = Stylizer(model, backend="ort", device="cpu")
+    meta = stylizer.metadata
+    missing = [k for k in REQUIRED_METADATA if not str(meta.get(k, "")).strip()]
+    assert not missing, f"{model.name}: metadata lacks {missing}"
+    assert meta["style_name"] == model.stem  # the registry serves it under its file name
+    assert meta["io"] == IO_CONTRACT
+    assert int(meta["steps"]) > 0
+    assert (CHECKPOINTS.parent / "training" / "configs" / f"{meta['recipe']}.yaml").is_file()
+    assert model.stat().st_size < 8 * 2**20  # small enough for git (full net fp32 ~6.7 MB)
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:64, 0:64] / 63.0
+    image = np.stack([yy, xx, 0.5 + 0.2 * rng.standard_normal((64, 64))], -1).clip(0, 1).astype(np.float32)
+    out = stylizer.run(image.transpose(2, 0, 1)[None])[0].transpose(1, 2, 0)
+    assert out.shape == image.shape and np.isfinite(out).all()
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    assert np.abs(out - image).mean() > 0.05  # a style, not the identity
+
+
+@pytest.mark.parametrize("model", MODELS, ids=[m.stem for m in MODELS])
+def test_model_card(model: Path):
+    card = model.with_suffix(".md")
+    assert card.is_file(), f"{model.name} has no model card {card.name}"
+    text = card.read_text()
+    rows = {m.group(1).strip().lower() for m in re.finditer(r"^\|\s*([^|]+?)\s*\|", text, re.M)}
+    missing = [r for r in CARD_ROWS if not any(row.startswith(r) for row in rows)]
+    assert not missing, f"{card.name}: no row for {missing}"
+    assert "not yet measured" not in text.lower()
+    assert f"--name {model.stem}" in text or f"train_shipped.sh {model.stem}" in text  # how to rebuild it
