@@ -71,6 +71,14 @@ def wall_time(run: Path) -> tuple[float, str, str]:
     return minutes, span, "; ".join(s["load_avg_1_5_15"] for s in sessions)
 
 
+def parity_bound(meta: dict) -> float:
+    from training import export
+
+    if meta.get("precision") == "fp16":
+        return export.FP16_TOLERANCE
+    return export.FP16_WEIGHTS_TOLERANCE if meta.get("weight_storage") == "fp16" else export.FP32_TOLERANCE
+
+
 def parity(ckpt: Path, onnx_path: Path) -> dict[str, float]:
     from training.export import load_checkpoint, parity as check
 
@@ -137,14 +145,14 @@ def card(name: str, run: Path, compare: Path) -> str:
     rows = [
         ("painting", f"{title}, {artist}, {year}, {medium}"),
         ("public domain", f"{why}. The image file is not in this repository: `../shared/data/styles/{meta['style_image']}` (see its SOURCES.md)"),
-        ("network", f"`{meta['architecture']}`: the {kind}, {f['params'] / 1e6:.2f} M parameters, {f['mb']:.1f} MB {meta['precision']} ONNX"),
+        ("network", f"`{meta['architecture']}`: the {kind}, {f['params'] / 1e6:.2f} M parameters, {f['mb']:.1f} MB ONNX, {meta['precision']} compute" + (", weights stored in fp16 (`--fp16-weights`)" if meta.get("weight_storage") == "fp16" else "")),
         ("recipe", f"`{recipe_file}` (crops {meta.get('image_size')}², style image at {meta.get('style_size')} px, content {meta['content_layers']} ×{meta['content_weight']}, "
          f"style {meta['style_layers']} ×{meta['style_weight']}, TV ×{meta['tv_weight']}, {training_precision(run)}, on the CPU: no GPU was lent to this project)"),
         ("data", f"the {photos} photos of `../shared/data/get-training-photos.sh`"),
         ("steps", steps_text(steps, recipe_file)),
         ("wall time, hardware", f"{minutes:.0f} min ({span}) on {m['cores']} CPU cores ({m['cpu']}, no GPU); load average at the end (1/5/15 min): {loads}"),
         (f"losses at step {val_step} (validation: 4 photos held out of training, at 256²)", f"content {val['content']:.3g}, style {val['style']:.3g}, TV {val['tv']:.3g}, total {val['total']:.3g}"),
-        ("export parity", "ORT vs torch max abs diff " + ", ".join(f"{k}: {v:.1e}" for k, v in par.items()) + " (bound 1e-3)"),
+        ("export parity", "ORT vs torch max abs diff " + ", ".join(f"{k}: {v:.1e}" for k, v in par.items()) + f" (bound {parity_bound(meta):.0e})"),
         (f"comparison with the slow optimizer ({s['images']} held-out photos at {o['size']} px)",
          f"`stylecast compare` (L-BFGS from {o['init']}, checkpoints {','.join(map(str, o['iterations']))}): the net takes {s['mean_fast_seconds'] * 1000:.0f} ms per image "
          f"(ONNX Runtime, CPU), the optimizer {s['mean_slow_seconds_per_iteration']:.2f} s per iteration; the optimizer {matched}. Mean total loss of the net: {s['mean_fast_total']:.3g}"),
