@@ -44,8 +44,12 @@ echo "$SHIPPED" | while read -r name painting recipe steps sw; do
     # wall time of each (possibly resumed) session and the machine's load, for the model card
     printf '{"start": %s, "end": %s, "load_avg_1_5_15": "%s"}\n' "$start" "$(date +%s)" \
       "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$run/wall_time.jsonl"
+    # the trainer's final save is last.ckpt; keep it under its step number too
+    [ -f "$final" ] || cp "$run/checkpoints/last.ckpt" "$final"
   fi
   [ -f "checkpoints/$name.onnx" ] && continue
   echo "== $name: export ($(date -u +%H:%M:%S) UTC)"
-  $PY -m stylecast.cli export "$final" -o "checkpoints/$name.onnx" --name "$name"
+  # weights stored in fp16, computed in fp32 (half the file); great_wave_slim predates the option
+  storage=(--fp16-weights); [ "$name" = great_wave_slim ] && storage=()
+  $PY -m stylecast.cli export "$final" -o "checkpoints/$name.onnx" --name "$name" "${storage[@]}"
 done
