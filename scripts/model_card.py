@@ -54,7 +54,7 @@ def onnx_facts(path: Path) -> dict:
     model = onnx.load(str(path))
     params = sum(int(__import__("numpy").prod(t.dims)) for t in model.graph.initializer)
     meta = Stylizer(path, backend="ort", device="cpu").metadata
-    return {"meta": meta, "params": params, "mb": path.stat().st_size / 2**20}
+    return {"meta": meta, "params": params, "mb": path.stat().st_size / 1e6}
 
 
 def validation_losses(run: Path) -> tuple[int, dict[str, float]]:
