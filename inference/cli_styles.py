@@ -8,7 +8,7 @@ import json
 from inference.registry import DEFAULT_MODELS_DIR, StyleRegistry
 from stylecast.errors import UserError
 
-COLUMNS = ("style_image", "recipe", "steps", "precision", "architecture")
+COLUMNS = ("style_image", "recipe", "steps", "precision", "weight_storage", "architecture")
 
 
 def list_styles(models_dir: str = DEFAULT_MODELS_DIR) -> list[dict]:

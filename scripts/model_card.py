@@ -41,8 +41,9 @@ LOOKS = {
     "objects recognizable, finer detail softened.",
     "great_wave": "Prussian blue and cream, with the print's crest-line texture; the cat's eyes, nose and stripes stay sharp.",
     "great_wave_slim": "the painting's Prussian blue and cream palette and its crest-line texture over the whole photo; "
-    "objects (the cat's eyes, nose and fur, a koala, berries) stay recognizable. Coarser texture than the full net's.",
-    "starry_night_slim": "Van Gogh's blues and yellows in a coarser texture than the full net's; objects recognizable.",
+    "objects (the cat's eyes, nose and fur, a koala, berries) stay recognizable; on the cat it looks much like the full net.",
+    "starry_night_slim": "Van Gogh's blues over the whole photo in a fine cross-hatched texture, with less of the painting's "
+    "yellow than the full net (the cat's eyes turn pale); objects recognizable.",
 }
 
 
