@@ -378,7 +378,7 @@ def optimize(
         offset += result.iterations
         elapsed += result.seconds
         x = to_array(result.image)
-        if result.interrupted or result.stop_reason != "done":
+        if result.interrupted or result.stop_reason == "non-finite loss":  # a converged scale goes on to the next
             break
 
     assert result is not None and x is not None and content_at_size is not None

@@ -63,7 +63,7 @@ class LoopResult:
     best_iteration: int
     iterations: int  # optimizer steps completed
     interrupted: bool  # Ctrl-C ended the loop early
-    stop_reason: str  # "done", "interrupted", "non-finite loss"
+    stop_reason: str  # "done", "interrupted", "non-finite loss"; L-BFGS-B ending early: "converged" or "stopped: <why>"
     history: list[dict[str, float]] = field(default_factory=list)  # {"iteration", terms..., "time"}
     seconds: float = 0.0
 
@@ -283,6 +283,8 @@ def _lbfgsb(x, evaluate, record, state, iterations, history_size, bounds) -> str
     except _NonFinite:
         return "non-finite loss"
     if state["steps"] < iterations:
+        # status 0: the projected gradient is exactly 0 (solved); else scipy's evaluation limit or a
+        # line search that found no decrease (e.g. at the floating-point floor of the loss)
         log.info("L-BFGS-B stopped after %d of %d iterations: %s", state["steps"], iterations, result.message)
-        return "converged"
+        return "converged" if result.status == 0 else f"stopped: {result.message}"
     return "done"
