@@ -73,9 +73,8 @@ def record(reports: list[dict], command: str, note: str = "") -> dict:
 
 
 if __name__ == "__main__":  # python -m benchmarks.bench_compare REPORT_DIR/report.json ...  (from a compare run)
-    import json
-
     import argparse
+    import json
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_compare", description="BENCHMARKS.md section from compare reports")
     parser.add_argument("reports", nargs="+", type=Path, help="report.json of each size")

@@ -14,7 +14,6 @@ scikit-image wheel on PyPI (see stylecast/samples/SOURCES.md), so derived images
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from importlib import resources
 from pathlib import Path
@@ -23,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from inference.stylizer import Stylizer  # noqa: E402
+from model_card import PAINTINGS, is_full_net  # noqa: E402  (scripts/, this file's folder)
 from stylecast.figures import row, stack  # noqa: E402
 from stylecast.images import load_image  # noqa: E402
 
@@ -43,12 +43,6 @@ def gallery(size: int, per_row: int) -> tuple[Path, list[dict]]:
     return out, credits
 
 
-PAINTING_TITLES = {
-    "starry_night": "The Starry Night, Vincent van Gogh, 1889",
-    "great_wave": "The Great Wave off Kanagawa, Katsushika Hokusai, c. 1831",
-    "the_scream": "The Scream, Edvard Munch, 1893",
-    "composition_vii": "Composition VII, Wassily Kandinsky, 1913",
-}
 MARKER = "<!-- made by scripts/gallery.py -->"
 
 
@@ -56,9 +50,13 @@ def readme_rows(credits: list[dict]) -> list[str]:
     rows = []
     for meta in credits:
         stem = meta["style_image"].rsplit(".", 1)[0]
-        net = "full (Johnson)" if re.search(r"width=1(\.0)?,", meta["architecture"]) else "slim (real-time)"
+        net = "full (Johnson)" if is_full_net(meta) else "slim (real-time)"
         name = meta["style_name"]
-        rows.append(f"| `{name}` | {PAINTING_TITLES.get(stem, meta['style_image'])} | {net} | {meta['recipe']}, {meta['steps']} | [{name}.md](checkpoints/{name}.md) |")
+        painting = meta["style_image"]
+        if stem in PAINTINGS:
+            title, artist, year = PAINTINGS[stem][:3]
+            painting = f"{title.replace('*', '').split(' (')[0]}, {artist}, {year}"
+        rows.append(f"| `{name}` | {painting} | {net} | {meta['recipe']}, {meta['steps']} | [{name}.md](checkpoints/{name}.md) |")
     return rows
 
 

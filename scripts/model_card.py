@@ -28,7 +28,7 @@ PAINTINGS = {
     "the_scream": ("*The Scream* (Skrik)", "Edvard Munch", "1893", "tempera and crayon on cardboard", "the artist died in 1944 (public domain in life+70 countries since 2015); published 1893"),
     "composition_vii": ("*Composition VII*", "Wassily Kandinsky", "1913", "oil on canvas", "the artist died in 1944 (public domain in life+70 countries since 2015); published 1913"),
     "udnie": ("*Udnie*", "Francis Picabia", "1913", "oil on canvas", "the artist died in 1953 (life+70 countries since 2024); published 1913"),
-    "the_shipwreck_of_the_minotaur": ("*The Wreck of a Transport Ship*", "J. M. W. Turner", "c. 1810", "oil on canvas", "the artist died in 1851"),
+    "shipwreck_minotaur": ("*The Wreck of a Transport Ship*", "J. M. W. Turner", "c. 1810", "oil on canvas", "the artist died in 1851"),
 }
 # Hand-written: what a person sees (looked at the validation grids and the gallery), per model.
 LOOKS = {
@@ -48,12 +48,13 @@ LOOKS = {
 
 
 def onnx_facts(path: Path) -> dict:
+    import numpy as np
     import onnx
 
     from inference.stylizer import Stylizer
 
     model = onnx.load(str(path))
-    params = sum(int(__import__("numpy").prod(t.dims)) for t in model.graph.initializer)
+    params = sum(int(np.prod(t.dims)) for t in model.graph.initializer)
     meta = Stylizer(path, backend="ort", device="cpu").metadata
     return {"meta": meta, "params": params, "mb": path.stat().st_size / 1e6}
 
@@ -85,11 +86,14 @@ def wall_time(run: Path) -> tuple[float, str, str]:
 
 
 def parity_bound(meta: dict) -> float:
-    from training import export
+    from training.export import parity_tolerance
 
-    if meta.get("precision") == "fp16":
-        return export.FP16_TOLERANCE
-    return export.FP16_WEIGHTS_TOLERANCE if meta.get("weight_storage") == "fp16" else export.FP32_TOLERANCE
+    return parity_tolerance(fp16=meta.get("precision") == "fp16", fp16_weights=meta.get("weight_storage") == "fp16")
+
+
+def is_full_net(meta: dict) -> bool:
+    """Johnson's full network (width 1) rather than the slim one, from the architecture string."""
+    return bool(re.search(r"width=1(\.0)?,", meta["architecture"]))
 
 
 def parity(ckpt: Path, onnx_path: Path) -> dict[str, float]:
@@ -145,7 +149,7 @@ def card(name: str, run: Path, compare: Path) -> str:
     cmp = compare_summary(compare)
     s, o = cmp["summary"], cmp["options"]
     m = machine_info()
-    kind = "full Johnson et al. network" if re.search(r"width=1(\.0)?,", meta["architecture"]) else "slim real-time network"
+    kind = "full Johnson et al. network" if is_full_net(meta) else "slim real-time network"
     photos = len(list((ROOT / "data" / "photos").rglob("*.jpg")))
     recipe_file = f"training/configs/{meta['recipe']}.yaml"
     matched = (

@@ -46,6 +46,11 @@ FP16_WEIGHTS_TOLERANCE = 5e-3
 PARITY_SIZES: tuple[tuple[int, int], ...] = ((256, 256), (480, 640))
 
 
+def parity_tolerance(fp16: bool = False, fp16_weights: bool = False) -> float:
+    """The ORT-vs-torch bound an export of this precision must meet."""
+    return FP16_TOLERANCE if fp16 else FP16_WEIGHTS_TOLERANCE if fp16_weights else FP32_TOLERANCE
+
+
 # --------------------------------------------------------------------------------------------
 # Checkpoint -> network
 
@@ -303,7 +308,7 @@ def export_checkpoint(
     try:
         export_onnx(net, tmp, meta, opset=opset, fp16=fp16, fp16_weights=fp16_weights, exporter=exporter)
         if check:
-            tol = tolerance if tolerance is not None else (FP16_TOLERANCE if fp16 else FP16_WEIGHTS_TOLERANCE if fp16_weights else FP32_TOLERANCE)
+            tol = tolerance if tolerance is not None else parity_tolerance(fp16, fp16_weights)
             diffs = parity(net, tmp)
             result.update(parity=diffs, tolerance=tol)
             worst = max(diffs.values())
