@@ -18,8 +18,8 @@ SHARED = Path(os.environ.get("STYLECAST_SHARED", ROOT.parent / "shared")) / "dat
 
 
 def run(quick: bool = True, style: str | None = None) -> dict:
-    from inference.registry import StyleRegistry
-    from optimization.compare import compare
+    from stylecast.inference.registry import StyleRegistry
+    from stylecast.optimization.compare import compare
 
     registry = StyleRegistry(ROOT / "checkpoints")
     names = registry.names()

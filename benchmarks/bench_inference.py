@@ -65,8 +65,8 @@ def flops(net, h: int, w: int) -> float:
 def make_nets(folder: Path) -> dict:
     import torch
 
-    from training.export import export_onnx, metadata_from_checkpoint
-    from training.transformer import TransformerNet
+    from stylecast.training.export import export_onnx, metadata_from_checkpoint
+    from stylecast.training.transformer import TransformerNet
 
     nets = {}
     for name, (width, blocks) in NETS.items():
@@ -98,7 +98,7 @@ def tiled_memory(model: Path, h: int, w: int, tile: int) -> dict:
     # VmHWM (this process's peak RSS), not ru_maxrss: the latter carries the parent's peak across exec.
     code = """
 import sys, time, numpy as np
-from inference.stylizer import Stylizer
+from stylecast.inference.stylizer import Stylizer
 def hwm():
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
 s = Stylizer(sys.argv[1], backend="ort")
@@ -122,8 +122,8 @@ print(base, hwm(), time.perf_counter() - t)
 def run(quick: bool = True) -> dict:
     import torch
 
-    from inference.backends import openvino_available
-    from inference.stylizer import Stylizer
+    from stylecast.inference.backends import openvino_available
+    from stylecast.inference.stylizer import Stylizer
 
     cores = len(os.sched_getaffinity(0))
     torch.set_num_threads(cores)

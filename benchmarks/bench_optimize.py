@@ -75,7 +75,7 @@ def run_pastiche(content: Path, style: Path, size: int, optimizer: str, iteratio
 
 
 def run_stylecast(content: Path, style: Path, size: int, optimizer: str, iterations: int, vgg, bf16: bool = False):
-    from optimization.gatys import optimize
+    from stylecast.optimization.gatys import optimize
 
     stamps: list[tuple[float, float]] = []
     res = optimize(
@@ -89,7 +89,7 @@ def run_stylecast(content: Path, style: Path, size: int, optimizer: str, iterati
 
 
 def our_loss(content: Path, style: Path, size: int, vgg):
-    from optimization.gatys import GatysOptions, build_loss, prepare_scale
+    from stylecast.optimization.gatys import GatysOptions, build_loss, prepare_scale
     from stylecast.images import load_image
 
     opts = GatysOptions(size=size)
@@ -119,7 +119,7 @@ def pastiche_score(artist, image: torch.Tensor) -> float:
 
 
 def run(quick: bool = True) -> dict:
-    from losses.vgg import load_vgg
+    from stylecast.losses.vgg import load_vgg
 
     content, style = _images()
     plan = QUICK_PLAN if quick else FULL_PLAN

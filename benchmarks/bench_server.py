@@ -40,8 +40,8 @@ ARCHITECTURES = {"johnson": (1.0, 5), "slim": (0.5, 3)}  # name -> (width, resid
 def _export_models(folder: Path) -> None:
     import torch
 
-    from training.export import export_onnx
-    from training.transformer import TransformerNet
+    from stylecast.training.export import export_onnx
+    from stylecast.training.transformer import TransformerNet
 
     meta = {"style_image": "random", "recipe": "benchmark-random-init", "steps": "0", "content_weight": "1", "style_weight": "1",
             "tv_weight": "0", "content_layers": "relu2_2:1", "style_layers": "relu1_2:1"}
@@ -113,7 +113,7 @@ class _Server:
 def _direct_ms(model: Path, body: bytes, info: dict, repeats: int) -> float:
     """The same decode -> stylize -> JPEG encode in this process, no server: the floor the HTTP
     latency is compared with (same backend and threads as the server)."""
-    from inference.stylizer import Stylizer
+    from stylecast.inference.stylizer import Stylizer
     from stylecast.images import encode_image, open_image, pil_to_array
 
     style = info["styles"][0]

@@ -33,7 +33,7 @@ def _style() -> torch.Tensor:
 
 
 def step_times(size: int, width: float, blocks: int, precision: str, device: str, steps: int, compile: bool = False) -> list[float]:
-    from training.module import StyleTransferModule
+    from stylecast.training.module import StyleTransferModule
 
     torch.manual_seed(0)
     module = StyleTransferModule(image_size=size, width=width, residual_blocks=blocks, compile=False)

@@ -1,6 +1,6 @@
 """Runtimes that execute an exported style model: ONNX Runtime (CPU/CUDA/TensorRT) and OpenVINO (CPU).
 
-Both take and return float32 NCHW arrays under the names in `inference.contract`; everything else
+Both take and return float32 NCHW arrays under the names in `stylecast.inference.contract`; everything else
 (padding, tiling, strength, colour) is the stylizer's and is shared by both.
 
 Why two: ONNX Runtime's CPU path runs the net's convolutions at ~60% of this CPU's fp32 peak;
@@ -21,7 +21,7 @@ from typing import Literal
 
 import numpy as np
 
-from inference.contract import INPUT_NAME, META_PREFIX, OUTPUT_NAME, REQUIRED_METADATA
+from stylecast.inference.contract import INPUT_NAME, META_PREFIX, OUTPUT_NAME, REQUIRED_METADATA
 from stylecast.errors import UserError
 
 log = logging.getLogger(__name__)

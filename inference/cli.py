@@ -17,8 +17,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from inference.registry import DEFAULT_MODELS_DIR, StyleRegistry
-from inference.stylizer import Stylizer
+from stylecast.inference.registry import DEFAULT_MODELS_DIR, StyleRegistry
+from stylecast.inference.stylizer import Stylizer
 from stylecast.errors import UserError
 from stylecast.images import SAVE_FORMATS, atomic_write_bytes, encode_image, load_image, open_image
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from inference.registry import DEFAULT_MODELS_DIR, StyleRegistry
+from stylecast.inference.registry import DEFAULT_MODELS_DIR, StyleRegistry
 from stylecast.errors import UserError
 
 COLUMNS = ("style_image", "recipe", "steps", "precision", "weight_storage", "architecture")

@@ -12,8 +12,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from inference.backends import read_model_info
-from inference.stylizer import Stylizer
+from stylecast.inference.backends import read_model_info
+from stylecast.inference.stylizer import Stylizer
 from stylecast.errors import UserError
 
 DEFAULT_MODELS_DIR = "checkpoints"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import uvicorn
 
-from inference.server import ServerConfig, create_app
+from stylecast.inference.server import ServerConfig, create_app
 from stylecast.errors import UserError
 
 log = logging.getLogger("stylecast.server")

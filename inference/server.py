@@ -47,7 +47,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from inference.server_limits import (
+from stylecast.inference.server_limits import (
     MEDIA_TYPES,
     OUTPUT_FORMATS,
     ApiError,
@@ -60,11 +60,11 @@ from inference.server_limits import (
     sniff_image,
     token_ok,
 )
-from inference.server_metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from inference.server_metrics import Metrics
-from inference.server_models import ServedModels, stylize_job
-from inference.server_queue import InferencePool
-from inference.server_stream import stream as stream_frames
+from stylecast.inference.server_metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from stylecast.inference.server_metrics import Metrics
+from stylecast.inference.server_models import ServedModels, stylize_job
+from stylecast.inference.server_queue import InferencePool
+from stylecast.inference.server_stream import stream as stream_frames
 from stylecast import __version__
 from stylecast.errors import UserError
 
@@ -169,7 +169,7 @@ class ServerConfig:
 
 def _has_cuda() -> bool:
     try:
-        from inference.backends import cuda_available
+        from stylecast.inference.backends import cuda_available
 
         return cuda_available()
     except Exception:

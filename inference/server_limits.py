@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from PIL import Image, UnidentifiedImageError
 from starlette.responses import JSONResponse
 
-from inference.server_queue import Abandoned, DeadlineExceeded, Draining, Overloaded
+from stylecast.inference.server_queue import Abandoned, DeadlineExceeded, Draining, Overloaded
 from stylecast.errors import UserError
 
 log = logging.getLogger("stylecast.server")

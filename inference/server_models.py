@@ -24,8 +24,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from inference.registry import StyleRegistry
-from inference.stylizer import Stylizer
+from stylecast.inference.registry import StyleRegistry
+from stylecast.inference.stylizer import Stylizer
 from stylecast.images import encode_image, open_image, pil_to_array
 
 log = logging.getLogger("stylecast.server")

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from inference.server_limits import OUTPUT_FORMATS, ApiError, bearer_token, job_error, json_error, origin_ok, sniff_image, token_ok
-from inference.server_models import stylize_job
-from inference.server_queue import Abandoned, DeadlineExceeded, Draining, Overloaded
+from stylecast.inference.server_limits import OUTPUT_FORMATS, ApiError, bearer_token, job_error, json_error, origin_ok, sniff_image, token_ok
+from stylecast.inference.server_models import stylize_job
+from stylecast.inference.server_queue import Abandoned, DeadlineExceeded, Draining, Overloaded
 
 if TYPE_CHECKING:
-    from inference.server import ServerState
+    from stylecast.inference.server import ServerState
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Stylize images with an exported style model, without torch.
 
     from stylecast.images import load_image, save_image
-    from inference.stylizer import Stylizer
+    from stylecast.inference.stylizer import Stylizer
 
     s = Stylizer("checkpoints/candy.onnx")                 # backend/device "auto"
     save_image(s(load_image("photo.jpg"), size=1024, strength=0.8), "out.jpg")
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.backends import BackendName, Device, Precision, make_backend, read_model_info
-from inference.contract import INPUT_NAME, MIN_SIDE, OUTPUT_NAME, SIZE_MULTIPLE
-from inference.tiling import ThumbnailNormGraphs, run_tiled, thumbnail_norm_graphs
+from stylecast.inference.backends import BackendName, Device, Precision, make_backend, read_model_info
+from stylecast.inference.contract import INPUT_NAME, MIN_SIDE, OUTPUT_NAME, SIZE_MULTIPLE
+from stylecast.inference.tiling import ThumbnailNormGraphs, run_tiled, thumbnail_norm_graphs
 from stylecast.color import preserve_luminance
 from stylecast.errors import UserError
 from stylecast.images import array_to_pil, pil_to_array, resize_longer

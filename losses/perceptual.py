@@ -12,8 +12,8 @@ from typing import Mapping, Sequence, Union
 import torch
 import torch.nn as nn
 
-from losses.functional import blend_grams, content_loss, gram_matrix, style_loss, total_variation
-from losses.vgg import VGG, load_vgg
+from stylecast.losses.functional import blend_grams, content_loss, gram_matrix, style_loss, total_variation
+from stylecast.losses.vgg import VGG, load_vgg
 
 LayerSpec = Union[Sequence[str], Mapping[str, float], str]
 

@@ -1,6 +1,6 @@
 """`stylecast optimize`: the slow Gatys et al. optimizer from the command line.
 
-A thin entry point: it parses arguments into `GatysOptions` and calls `optimization.gatys.optimize`.
+A thin entry point: it parses arguments into `GatysOptions` and calls `stylecast.optimization.gatys.optimize`.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ def _floats(text: str) -> list[float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from optimization.common import ArgumentParser
-    from optimization.gatys import DEFAULT_STYLE_LAYERS, GatysOptions
+    from stylecast.optimization.common import ArgumentParser
+    from stylecast.optimization.gatys import DEFAULT_STYLE_LAYERS, GatysOptions
 
     d = GatysOptions()
     p = ArgumentParser(
@@ -101,7 +101,7 @@ def main(argv: list[str]) -> int:
     # torch is imported only after the arguments parsed (fast --help and argument errors)
     import torch
 
-    from optimization.gatys import GatysOptions, optimize
+    from stylecast.optimization.gatys import GatysOptions, optimize
 
     options = GatysOptions(
         size=args.size, style_scale=args.style_scale, style_size=args.style_size, iterations=args.iterations,

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from losses.vgg import CHANNELS, VGG
-from optimization.loop import resolve_device
+from stylecast.losses.vgg import CHANNELS, VGG
+from stylecast.optimization.loop import resolve_device
 from stylecast.errors import UserError
 from stylecast.images import format_for_path, load_image
 

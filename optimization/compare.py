@@ -30,13 +30,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from inference.registry import StyleRegistry
-from inference.stylizer import Stylizer
-from losses.images import to_tensor
-from losses.perceptual import PerceptualLoss
-from losses.vgg import load_vgg
-from optimization.gatys import GatysOptions, optimize
-from optimization.loop import Step, resolve_device
+from stylecast.inference.registry import StyleRegistry
+from stylecast.inference.stylizer import Stylizer
+from stylecast.losses.images import to_tensor
+from stylecast.losses.perceptual import PerceptualLoss
+from stylecast.losses.vgg import load_vgg
+from stylecast.optimization.gatys import GatysOptions, optimize
+from stylecast.optimization.loop import Step, resolve_device
 from stylecast.errors import UserError
 from stylecast.images import array_to_pil, atomic_write_bytes, load_image, pil_to_array, save_image
 
@@ -156,7 +156,7 @@ def compare(
 ) -> dict:
     """Run both methods on every content image; write report.json, report.md, grid.png,
     loss_vs_time.png and the output images under out_dir. Returns the report dict."""
-    from optimization.compare_report import draw_grid, draw_loss_plot, markdown_report
+    from stylecast.optimization.compare_report import draw_grid, draw_loss_plot, markdown_report
 
     o = dataclasses.replace(options or CompareOptions(), **overrides)
     iterations = sorted({int(k) for k in o.iterations})

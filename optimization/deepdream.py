@@ -3,7 +3,7 @@
 Gradient ascent on the pixels to amplify what one layer sees: the L2 norm of its activation, of one
 channel (`channel`), or its agreement with a guide image's features (`guide`: each position is
 pushed towards the guide feature it already matches best, google/deepdream's objective_guide).
-The steps run in the shared pixel loop (`optimization.loop.optimize_pixels`, plain SGD) with the
+The steps run in the shared pixel loop (`stylecast.optimization.loop.optimize_pixels`, plain SGD) with the
 tricks from google/deepdream's notebook that make the result look right:
 
 - octaves: the image is processed from size/scale^(octaves-1) up to full size; the detail the
@@ -37,13 +37,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from losses.images import to_array, to_tensor
-from losses.vgg import VGG, load_vgg
-from optimization.common import (
+from stylecast.losses.images import to_array, to_tensor
+from stylecast.losses.vgg import VGG, load_vgg
+from stylecast.optimization.common import (
     ArgumentParser, ImageInput, RunOptions, add_run_arguments, check_layer, check_output, device, positive, read_image, run_options,
 )
-from optimization.gatys import min_side
-from optimization.loop import Callback, optimize_pixels
+from stylecast.optimization.gatys import min_side
+from stylecast.optimization.loop import Callback, optimize_pixels
 from stylecast.errors import UserError
 from stylecast.images import save_image
 

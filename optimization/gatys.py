@@ -2,12 +2,12 @@
 that its VGG19 features match a content image and its Gram matrices match one or more style images.
 
 The slow reference the feed-forward nets are judged against. Losses come from
-`losses.perceptual.PerceptualLoss` (content relu4_2, style relu1_1..relu5_1, TV prior); the
-iterations run in the shared pixel loop `optimization.loop.optimize_pixels`. Extras from the
+`stylecast.losses.perceptual.PerceptualLoss` (content relu4_2, style relu1_1..relu5_1, TV prior); the
+iterations run in the shared pixel loop `stylecast.optimization.loop.optimize_pixels`. Extras from the
 literature and from jcjohnson/neural-style:
 
 - style scale: the style image is resized relative to the output (stroke size);
-- several styles blended with weights (Gram targets mixed, `losses.functional.blend_grams`);
+- several styles blended with weights (Gram targets mixed, `stylecast.losses.functional.blend_grams`);
 - colour preservation (Gatys et al. 2016, "Preserving Color in Neural Artistic Style Transfer"):
   "luminance" runs the transfer on luminance images (style luminance matched to the content's
   mean/std) and puts the content's YIQ chroma back; "histogram" matches each style image's colour
@@ -32,11 +32,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from losses.images import to_array, to_tensor
-from losses.perceptual import GATYS_CONTENT_LAYERS, PerceptualLoss, parse_layers
-from losses.vgg import VGG, load_vgg
-from optimization.common import ImageInput, read_image
-from optimization.loop import Callback, LoopResult, Step, optimize_pixels, resolve_device
+from stylecast.losses.images import to_array, to_tensor
+from stylecast.losses.perceptual import GATYS_CONTENT_LAYERS, PerceptualLoss, parse_layers
+from stylecast.losses.vgg import VGG, load_vgg
+from stylecast.optimization.common import ImageInput, read_image
+from stylecast.optimization.loop import Callback, LoopResult, Step, optimize_pixels, resolve_device
 from stylecast import color
 from stylecast.errors import UserError
 from stylecast.images import atomic_write_bytes, format_for_path, open_image, save_image

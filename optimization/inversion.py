@@ -11,7 +11,7 @@ the feature term is `content_loss` (a mean squared error) divided by the target'
 reads the same at every layer (0: exact match; 1: as far off as all-zero features); `alpha_norm` (α = 6) keeps pixels within [0, 1] without
 box constraints; `total_variation` with β = 2 suppresses the high-frequency patterns deep layers
 cannot see (β = 1 leaves spikes, per the paper). The iterations run in the shared pixel loop
-(`optimization.loop.optimize_pixels`), L-BFGS by default.
+(`stylecast.optimization.loop.optimize_pixels`), L-BFGS by default.
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from losses.functional import alpha_norm, content_loss, total_variation
-from losses.images import to_array, to_tensor
-from losses.vgg import VGG, load_vgg
-from optimization.common import (
+from stylecast.losses.functional import alpha_norm, content_loss, total_variation
+from stylecast.losses.images import to_array, to_tensor
+from stylecast.losses.vgg import VGG, load_vgg
+from stylecast.optimization.common import (
     ArgumentParser, ImageInput, RunOptions, add_run_arguments, check_layer, check_output, device, positive, psnr, read_image, run_options,
 )
-from optimization.gatys import min_side
-from optimization.loop import Callback, optimize_pixels
+from stylecast.optimization.gatys import min_side
+from stylecast.optimization.loop import Callback, optimize_pixels
 from stylecast.errors import UserError
 from stylecast.images import save_image
 

@@ -13,7 +13,7 @@ network loves and people cannot read. Two things from lucid make the result an i
   random (lucid's standard_transforms), so only patterns that survive small transformations grow.
 
 `parameterization="pixel"` optimizes sigmoid(C · pixels) instead, for comparison. The steps run in
-the shared pixel loop (`optimization.loop.optimize_pixels`, Adam): the loop's tensor is then the
+the shared pixel loop (`stylecast.optimization.loop.optimize_pixels`, Adam): the loop's tensor is then the
 spectrum (or the pixel logits), and `image_from_parameters` turns it into the image.
 """
 
@@ -31,11 +31,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from losses.images import to_array
-from losses.vgg import VGG, load_vgg
-from optimization.common import ArgumentParser, RunOptions, add_run_arguments, check_layer, check_output, device, positive, run_options
-from optimization.gatys import min_side
-from optimization.loop import Callback, optimize_pixels
+from stylecast.losses.images import to_array
+from stylecast.losses.vgg import VGG, load_vgg
+from stylecast.optimization.common import ArgumentParser, RunOptions, add_run_arguments, check_layer, check_output, device, positive, run_options
+from stylecast.optimization.gatys import min_side
+from stylecast.optimization.loop import Callback, optimize_pixels
 from stylecast.errors import UserError
 from stylecast.images import save_image
 

@@ -21,7 +21,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from optimization.compare_report import LABEL_H, TILE, grid_columns  # noqa: E402
+from stylecast.optimization.compare_report import LABEL_H, TILE, grid_columns  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

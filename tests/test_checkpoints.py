@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inference.contract import IO_CONTRACT, REQUIRED_METADATA
-from inference.stylizer import Stylizer
+from stylecast.inference.contract import IO_CONTRACT, REQUIRED_METADATA
+from stylecast.inference.stylizer import Stylizer
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 MODELS = sorted(CHECKPOINTS.glob("*.onnx"))

@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from losses.functional import content_loss, gram_matrix, total_variation
-from losses.images import to_tensor
-from losses.perceptual import parse_layers
+from stylecast.losses.functional import content_loss, gram_matrix, total_variation
+from stylecast.losses.images import to_tensor
+from stylecast.losses.perceptual import parse_layers
 from stylecast.errors import UserError
 from stylecast.images import load_image, save_image
 
@@ -31,8 +31,8 @@ ITERS = (3, 8)
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     from conftest import smooth_image, stripes_image
-    from training.export import export_onnx
-    from training.transformer import TransformerNet
+    from stylecast.training.export import export_onnx
+    from stylecast.training.transformer import TransformerNet
 
     root = tmp_path_factory.mktemp("compare")
     torch.manual_seed(0)
@@ -47,7 +47,7 @@ def setup(tmp_path_factory):
         p = root / f"photo{i}.png"
         save_image(smooth_image(h, w, seed=i), p)
         contents.append(p)
-    from optimization.compare import compare
+    from stylecast.optimization.compare import compare
 
     report = compare(contents, str(model), style, root / "report", iterations=ITERS, size=64, progress=False, repeats=1)
     return root, report
@@ -105,7 +105,7 @@ def test_report_schema_and_files(setup):
 
 
 def test_grid_has_expected_tiles(setup):
-    from optimization.compare_report import LABEL_H, TILE, grid_columns
+    from stylecast.optimization.compare_report import LABEL_H, TILE, grid_columns
 
     root, _ = setup
     grid = Image.open(root / "report" / "grid.png")
@@ -143,7 +143,7 @@ def test_match_iteration_is_consistent_with_the_curve(setup):
 
 def test_style_image_mismatch(setup, tmp_path):
     root, _ = setup
-    from optimization.compare import compare
+    from stylecast.optimization.compare import compare
 
     other = tmp_path / "other.png"
     save_image(np.zeros((32, 32, 3), np.float32), other)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from losses.images import to_tensor
-from optimization.deepdream import ascent_objective, dream, normalize_gradient, octave_sizes, tile_slices
+from stylecast.losses.images import to_tensor
+from stylecast.optimization.deepdream import ascent_objective, dream, normalize_gradient, octave_sizes, tile_slices
 from stylecast import cli
 from stylecast.images import load_image, save_image
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from conftest import fake_checkpoint, smooth_image, textured_net
-from inference.contract import INPUT_NAME, IO_CONTRACT, META_PREFIX, OUTPUT_NAME, REQUIRED_METADATA
+from stylecast.inference.contract import INPUT_NAME, IO_CONTRACT, META_PREFIX, OUTPUT_NAME, REQUIRED_METADATA
 from stylecast.cli import main as stylecast_main
 from stylecast.errors import UserError
-from training import export
+from stylecast.training import export
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_fp16_weight_storage_halves_the_file_and_keeps_fp32_compute(ckpt, export
     casts = [n for n in model.graph.node if n.op_type == "Cast" and n.name.endswith("__to_fp32")]
     assert len(casts) == sum(1 for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16)
     # the stylizer reads it like any model
-    from inference.stylizer import Stylizer
+    from stylecast.inference.stylizer import Stylizer
 
     s32, s16 = Stylizer(exported["path"], backend="ort", device="cpu"), Stylizer(res["path"], backend="ort", device="cpu")
     x = smooth_image(64, 96, seed=2).transpose(2, 0, 1)[None]
@@ -174,7 +174,7 @@ def test_checkpoint_with_wrong_shapes_is_user_error(tmp_path):
 def test_real_checkpoint_from_stylecast_train(tmp_path, capsys):
     """`stylecast train` -> `stylecast export` -> `stylecast stylize` on what the trainer writes."""
     from conftest import stripes_image
-    from inference.stylizer import Stylizer
+    from stylecast.inference.stylizer import Stylizer
     from stylecast.images import load_image, save_image
 
     photos = tmp_path / "photos"

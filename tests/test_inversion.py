@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from losses.functional import alpha_norm, content_loss, total_variation
-from losses.images import to_tensor
-from optimization.common import psnr
-from optimization.inversion import InversionObjective, InversionOptions, invert
+from stylecast.losses.functional import alpha_norm, content_loss, total_variation
+from stylecast.losses.images import to_tensor
+from stylecast.optimization.common import psnr
+from stylecast.optimization.inversion import InversionObjective, InversionOptions, invert
 from stylecast import cli
 from stylecast.images import load_image, save_image
 

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from losses.functional import blend_grams, content_loss, gram_matrix, style_loss, total_variation
-from losses.perceptual import PerceptualLoss, parse_layers
+from stylecast.losses.functional import blend_grams, content_loss, gram_matrix, style_loss, total_variation
+from stylecast.losses.perceptual import PerceptualLoss, parse_layers
 
 
 def test_gram_matrix_by_hand():

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from optimization import gatys
-from optimization.gatys import GatysOptions, build_loss, optimize
-from optimization.loop import optimize_pixels
+from stylecast.optimization import gatys
+from stylecast.optimization.gatys import GatysOptions, build_loss, optimize
+from stylecast.optimization.loop import optimize_pixels
 from stylecast import color
 from stylecast.cli import main as cli_main
 from stylecast.errors import UserError

@@ -60,7 +60,7 @@ def client(server):
 @pytest.fixture(scope="module")
 def local_stylizers(tiny_models, client):
     """The same models in this process, on the backend/threads the server reports."""
-    from inference.stylizer import Stylizer
+    from stylecast.inference.stylizer import Stylizer
 
     info = client.get("/v1/styles").json()
     first = info["styles"][0]
@@ -487,7 +487,7 @@ def test_access_log_is_json_lines_without_the_query(server, client):
 
 def test_readyz_is_503_until_loaded_and_while_draining(tiny_models):
     """In-process app without its lifespan: nothing is loaded yet."""
-    from inference.server import ServerConfig, create_app
+    from stylecast.inference.server import ServerConfig, create_app
 
     app = create_app(ServerConfig(models_dir=str(tiny_models), token=None))
 
@@ -511,7 +511,7 @@ def test_readyz_is_503_until_loaded_and_while_draining(tiny_models):
 
 def test_watch_reloads_when_the_folder_changes(tiny_models, tmp_path):
     """--watch: the app's own lifespan (in-process) notices a new file and serves it."""
-    from inference.server import ServerConfig, create_app
+    from stylecast.inference.server import ServerConfig, create_app
 
     shutil.copy(tiny_models / "alpha.onnx", tmp_path / "alpha.onnx")
     app = create_app(ServerConfig(models_dir=str(tmp_path), token=None, watch_interval=0.1, warmup_sizes=((16, 16),)))
@@ -542,7 +542,7 @@ def test_host_header_and_connection_cap(client, tiny_models):
     assert_json_error(client.get("/", headers={"Host": "evil.example:8000"}), 400, "invalid_host")
     assert client.get("/healthz", headers={"Host": "localhost:1234"}).status_code == 200
 
-    from inference.server import ServerConfig, create_app
+    from stylecast.inference.server import ServerConfig, create_app
 
     app = create_app(ServerConfig(models_dir=str(tiny_models), token=None, max_connections=1, warmup_sizes=((16, 16),)))
 
@@ -706,8 +706,8 @@ def test_sigterm_drains_in_flight_work_then_exits_0(tiny_models, tmp_path):
 
 
 def test_serve_cli_defaults_and_user_errors(tmp_path, capsys):
-    from inference.serve_cli import build_parser, config_from_args, main
-    from inference.server import ServerConfig
+    from stylecast.inference.serve_cli import build_parser, config_from_args, main
+    from stylecast.inference.server import ServerConfig
     from stylecast.cli import main as cli_main
     from stylecast.errors import UserError
 

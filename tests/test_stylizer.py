@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 from conftest import smooth_image, textured_net
-from inference.backends import cuda_available, openvino_available
-from inference.contract import META_PREFIX
-from inference.registry import StyleRegistry
-from inference.stylizer import Stylizer, pad_amounts, reflect_pad
-from inference.tiling import run_tiled, tile_starts
+from stylecast.inference.backends import cuda_available, openvino_available
+from stylecast.inference.contract import META_PREFIX
+from stylecast.inference.registry import StyleRegistry
+from stylecast.inference.stylizer import Stylizer, pad_amounts, reflect_pad
+from stylecast.inference.tiling import run_tiled, tile_starts
 from stylecast.cli import main as stylecast_main
 from stylecast.color import rgb_to_yiq
 from stylecast.errors import UserError

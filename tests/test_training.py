@@ -23,10 +23,10 @@ import yaml
 
 from stylecast.errors import UserError
 from stylecast.images import save_image
-from training.cli import main as train_main, recipes
-from training.data import PhotoDataModule, PhotoStream, StreamSampler
-from training.module import NonFiniteLossError, StyleTransferModule, image_grid, transformer_state_dict
-from training.transformer import TransformerNet
+from stylecast.training.cli import main as train_main, recipes
+from stylecast.training.data import PhotoDataModule, PhotoStream, StreamSampler
+from stylecast.training.module import NonFiniteLossError, StyleTransferModule, image_grid, transformer_state_dict
+from stylecast.training.transformer import TransformerNet
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_NET = ["--model.width", "0.25", "--model.residual_blocks", "1"]
@@ -135,7 +135,7 @@ def test_corrupt_files_are_skipped_with_one_warning_and_counted(photos, tmp_path
     big.unlink()
     (folder / "truncated.jpg").write_bytes(data[: len(data) // 2])  # the header parses, the pixels do not
     dm = tiny_data(folder, val_images=1)
-    with caplog.at_level(logging.WARNING, logger="training.data"):
+    with caplog.at_level(logging.WARNING, logger="stylecast.training.data"):
         dm.setup("fit")
     assert sorted(p.name for p in dm.skipped) == ["empty.png", "garbage.jpg"]
     warnings = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
@@ -145,7 +145,7 @@ def test_corrupt_files_are_skipped_with_one_warning_and_counted(photos, tmp_path
     bad = [i for i, p in enumerate(stream.paths) if p.name == "truncated.jpg"]
     assert len(bad) == 1
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="training.data"):
+    with caplog.at_level(logging.WARNING, logger="stylecast.training.data"):
         first = stream[(bad[0], 1)]
         second = stream[(bad[0], 2)]
         fine = stream[((bad[0] + 1) % len(stream), 3)]
@@ -349,8 +349,8 @@ DDP_DRIVER = textwrap.dedent(
     import os, sys
     import pytorch_lightning as pl, torch
     from pytorch_lightning.strategies import DDPStrategy
-    from training.data import PhotoDataModule
-    from training.module import StyleTransferModule
+    from stylecast.training.data import PhotoDataModule
+    from stylecast.training.module import StyleTransferModule
 
     photos, style, out = sys.argv[1:4]
     rank = int(os.environ.get("LOCAL_RANK", "0"))

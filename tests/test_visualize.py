@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from optimization.inversion import noise_image
-from optimization.visualize import (
+from stylecast.optimization.inversion import noise_image
+from stylecast.optimization.visualize import (
     COLOR_MATRIX,
     VisualizeOptions,
     channel_activation,

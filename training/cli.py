@@ -35,8 +35,8 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from stylecast.errors import UserError
-from training.data import PhotoDataModule
-from training.module import StyleTransferModule
+from stylecast.training.data import PhotoDataModule
+from stylecast.training.module import StyleTransferModule
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
-from losses.images import to_tensor
+from stylecast.losses.images import to_tensor
 from stylecast.errors import UserError
 from stylecast.images import open_image, pil_to_array
 

@@ -25,10 +25,10 @@ from typing import Any, Literal, Sequence
 import numpy as np
 import torch
 
-from inference.contract import INPUT_NAME, IO_CONTRACT, META_PREFIX, MIN_SIDE, OUTPUT_NAME, REQUIRED_METADATA
+from stylecast.inference.contract import INPUT_NAME, IO_CONTRACT, META_PREFIX, MIN_SIDE, OUTPUT_NAME, REQUIRED_METADATA
 from stylecast import __version__
 from stylecast.errors import UserError
-from training.transformer import TransformerNet
+from stylecast.training.transformer import TransformerNet
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from losses.images import load_tensor, to_array
-from losses.perceptual import PerceptualLoss, parse_layers
+from stylecast.losses.images import load_tensor, to_array
+from stylecast.losses.perceptual import PerceptualLoss, parse_layers
 from stylecast.errors import UserError
 from stylecast.images import save_image
-from training.transformer import TransformerNet
+from stylecast.training.transformer import TransformerNet
 
 
 # Johnson et al. 2016 (VGG-16): content relu2_2, style relu1_2, relu2_2, relu3_3, relu4_3. The same
