@@ -23,7 +23,8 @@ REQUIRED_METADATA = (
     "io",              # IO_CONTRACT
     "version",         # stylecast version that exported it
 )
-OPTIONAL_METADATA = ("architecture", "style_size", "vgg_weights", "pooling", "image_size", "precision", "weight_storage", "painting", "artist")
+OPTIONAL_METADATA = ("architecture", "style_size", "vgg_weights", "pooling", "image_size", "precision", "weight_storage", "painting", "artist",
+                     "init_from", "init_steps")
 
 # Smallest side the network accepts (the reflection pads of the deepest layer need >= 2 px there);
 # the stylizer pads smaller images up to it.

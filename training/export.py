@@ -114,6 +114,9 @@ def metadata_from_checkpoint(hparams: dict[str, Any], global_step: int, *, style
     for key in ("style_size", "image_size", "vgg_weights", "pooling"):
         if hparams.get(key) is not None:
             meta[key] = str(hparams[key])
+    if hparams.get("init_from"):  # a warm start: what it started from and that source's steps
+        meta["init_from"] = Path(str(hparams["init_from"])).name
+        meta["init_steps"] = str(int(hparams.get("init_steps") or 0))
     return meta
 
 
@@ -169,6 +172,9 @@ def _name_dynamic_dims(model) -> None:
                 dims[i].dim_param = name
 
 
+FP16_SUFFIX = "__fp16"  # an fp16-stored initializer's name: the fp32 one's + this (warm_start reads it back)
+
+
 def store_weights_fp16(model, min_size: int = 64) -> int:
     """Store every float32 initializer of at least `min_size` values as float16 followed by a Cast
     back to float32: the file is half the size, the arithmetic stays fp32 (ONNX Runtime and
@@ -180,7 +186,7 @@ def store_weights_fp16(model, min_size: int = 64) -> int:
         if init.data_type != TensorProto.FLOAT or int(np.prod(init.dims)) < min_size:
             continue
         name = init.name
-        half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f"{name}__fp16")
+        half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), name + FP16_SUFFIX)
         init.CopyFrom(half)
         casts.append(helper.make_node("Cast", [half.name], [name], to=TensorProto.FLOAT, name=f"{name}__to_fp32"))
     nodes = [*casts, *model.graph.node]  # Casts before every consumer: still topologically sorted

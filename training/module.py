@@ -14,6 +14,7 @@ Checkpoint contract (the exporter reads it):
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from pathlib import Path
@@ -26,6 +27,9 @@ from stylecast.losses.perceptual import PerceptualLoss, parse_layers
 from stylecast.errors import UserError
 from stylecast.images import save_image
 from stylecast.training.transformer import TransformerNet
+from stylecast.training.warm_start import apply_warm_start, load_warm_start
+
+log = logging.getLogger(__name__)
 
 
 # Johnson et al. 2016 (VGG-16): content relu2_2, style relu1_2, relu2_2, relu3_3, relu4_3. The same
@@ -61,6 +65,9 @@ class StyleTransferModule(pl.LightningModule):
     channels_last: NHWC memory layout for the convolutions (faster with oneDNN on CPU and on tensor cores).
     compile: torch.compile the transformer and the VGG (minutes of compilation; pays off on long runs).
     recipe: the recipe's name, recorded in the checkpoint and the exported model card.
+    init_from: warm start: a .ckpt of `stylecast train` or an exported .onnx of the same architecture
+        (training/warm_start.py); its weights replace the random ones before the first step. A
+        resumed run (--ckpt_path) restores its own weights over them.
     """
 
     def __init__(
@@ -84,6 +91,7 @@ class StyleTransferModule(pl.LightningModule):
         channels_last: bool = True,
         compile: bool = False,
         recipe: str = "custom",
+        init_from: str = "",
     ):
         super().__init__()
         if lr_schedule not in ("constant", "cosine"):
@@ -105,6 +113,7 @@ class StyleTransferModule(pl.LightningModule):
             vgg_weights=vgg_weights,
             pooling=pooling,
         )
+        self._warm_started = False
         self._step_started: float | None = None
         self._images_per_s: float | None = None
 
@@ -113,6 +122,14 @@ class StyleTransferModule(pl.LightningModule):
     def setup(self, stage: str) -> None:
         if stage == "fit" and not self.loss._style_names:
             self.set_style_image(self.hparams.style_image)
+        if stage == "fit" and self.hparams.init_from and not self._warm_started:
+            # Lightning restores a resumed checkpoint after setup(), so that wins over this.
+            warm = load_warm_start(self.hparams.init_from)
+            apply_warm_start(self.net, warm)
+            self._warm_started = True
+            # saved with the checkpoint's hyper-parameters: the exporter records the steps in all
+            self.hparams["init_steps"] = warm.steps
+            log.info("warm start from %s (%d steps)", warm.source, warm.steps)
         # The VGG weights and style targets are identical on every rank and never change: keep DDP
         # from broadcasting 80 MB of buffers every step (it syncs buffers by default).
         self._ddp_params_and_buffers_to_ignore = [name for name, _ in self.named_buffers() if name.startswith("loss.")]

@@ -1,0 +1,96 @@
+"""Warm start: begin a run from a trained TransformerNet instead of random weights.
+
+A trained style network's encoder and decoder already reconstruct photos; only the style has to
+move. Starting from one cuts the steps a new style or a new phase (e.g. 256² crops after a 128²
+run) needs. Two sources are accepted:
+
+- a Lightning checkpoint of `stylecast train` (`runs/NAME/checkpoints/last.ckpt`), and
+- an exported model (`checkpoints/NAME.onnx`): its initializers are the network's parameters under
+  their torch names (fp16-stored ones as `NAME__fp16`, cast back to fp32 here), and its metadata
+  records the architecture and the steps it was trained for. This lets a run continue in a later
+  session from what was committed, when the run folder is gone.
+
+Optimizer state is not carried over (Adam's moments start from zero): a warm start is a new run.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from stylecast.errors import UserError
+from stylecast.inference.contract import META_PREFIX
+from stylecast.training.export import FP16_SUFFIX, load_checkpoint
+
+
+@dataclass
+class WarmStart:
+    state_dict: dict[str, torch.Tensor]  # TransformerNet keys (no `net.` prefix), fp32
+    width: float
+    residual_blocks: int
+    steps: int  # steps the source was trained for (0 when unknown)
+    source: str  # file name, for the model card
+
+
+def _architecture(text: str, path: Path) -> tuple[float, int]:
+    m = re.fullmatch(r"TransformerNet\(width=([0-9.]+), residual_blocks=(\d+)\)", text.strip())
+    if not m:
+        raise UserError(f"{path}: metadata 'architecture' is {text!r}, not a TransformerNet")
+    return float(m.group(1)), int(m.group(2))
+
+
+def _from_onnx(path: Path) -> WarmStart:
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # protobuf decode errors come in several types
+        raise UserError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
+    meta = {p.key.removeprefix(META_PREFIX): p.value for p in model.metadata_props}
+    if "architecture" not in meta:
+        raise UserError(f"{path}: no 'architecture' in the model's metadata (not exported by stylecast?)")
+    width, blocks = _architecture(meta["architecture"], path)
+    state = {}
+    for init in model.graph.initializer:
+        name = init.name.removesuffix(FP16_SUFFIX)
+        state[name] = torch.from_numpy(numpy_helper.to_array(init).astype("float32"))
+    steps = int(meta.get("steps") or 0)
+    return WarmStart(state, width, blocks, steps, path.name)
+
+
+def _from_checkpoint(path: Path) -> WarmStart:
+    net, hparams, step = load_checkpoint(path)
+    return WarmStart(net.state_dict(), net.width, net.residual_blocks, step, path.name)
+
+
+def load_warm_start(path: str | Path) -> WarmStart:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"--model.init_from: {path}: no such file")
+    if path.suffix.lower() == ".onnx":
+        return _from_onnx(path)
+    return _from_checkpoint(path)
+
+
+def apply_warm_start(net: torch.nn.Module, warm: WarmStart) -> None:
+    """Copy the weights into `net` (same architecture required; extra ONNX constants are ignored)."""
+    if (float(net.width), int(net.residual_blocks)) != (warm.width, warm.residual_blocks):
+        raise UserError(
+            f"--model.init_from: {warm.source} is TransformerNet(width={warm.width:g}, "
+            f"residual_blocks={warm.residual_blocks}), this run builds width={net.width:g}, "
+            f"residual_blocks={net.residual_blocks}: set --model.width/--model.residual_blocks to match"
+        )
+    own = net.state_dict()
+    missing = [k for k in own if k not in warm.state_dict]
+    if missing:
+        raise UserError(f"--model.init_from: {warm.source} lacks {len(missing)} weights, e.g. {missing[0]!r}")
+    with torch.no_grad():
+        for key, value in own.items():
+            src = warm.state_dict[key]
+            if src.shape != value.shape:
+                raise UserError(f"--model.init_from: {warm.source}: {key} has shape {tuple(src.shape)}, expected {tuple(value.shape)}")
+            value.copy_(src)
