@@ -57,6 +57,10 @@ class CompareOptions:
     seed: int = 0
     force: bool = False  # proceed when the style image is not the one the model records
     progress: bool = True
+    # An earlier compare folder whose optimizer runs are reused instead of re-run: the optimizer's
+    # curve depends on the objective, photos, size, start and seed, never on the net, so one slow
+    # run serves every net (or checkpoint) trained with the same losses.
+    reuse: str | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -134,6 +138,41 @@ def check_style_image(metadata: dict[str, str], style_image: Path, force: bool) 
         log.warning("%s; comparing anyway (--force)", msg)
 
 
+def load_reusable(folder: str | Path, settings: dict, o: "CompareOptions", style_image: Path, iterations: list[int]) -> tuple[Path, dict]:
+    """The earlier report and its folder, after checking that its optimizer runs are this run's."""
+    folder = Path(folder)
+    folder = folder.parent if folder.name == "report.json" else folder
+    path = folder / "report.json"
+    try:
+        prev = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--reuse: {path}: not a readable compare report ({type(exc).__name__})") from None
+    mine = json.loads(json.dumps(settings))  # the JSON form, as the report stores it
+    checks = {
+        "losses (layers, weights, VGG)": (prev.get("losses"), mine),
+        "style image": (prev.get("style_image"), style_image.name),
+        "--size": (prev.get("options", {}).get("size"), o.size),
+        "--init": (prev.get("options", {}).get("init"), o.init),
+        "--seed": (prev.get("options", {}).get("seed"), o.seed),
+    }
+    for what, (theirs, ours) in checks.items():
+        if theirs != ours:
+            raise UserError(f"--reuse: {path}: its {what} differ from this run's ({theirs!r} vs {ours!r})")
+    missing = sorted(set(iterations) - set(prev["options"]["iterations"]))
+    if missing:
+        raise UserError(f"--reuse: {path}: has no optimizer images at iterations {missing}")
+    return folder, prev
+
+
+def _reused_slow(prev_dir: Path, prev: dict, path: Path, iterations: list[int]) -> tuple[list[dict], dict[int, np.ndarray]]:
+    row = next((r for r in prev["images"] if r["name"] == path.name), None)
+    if row is None:
+        raise UserError(f"--reuse: {prev_dir / 'report.json'} has no optimizer run for {path.name}")
+    stem = Path(row["fast"]["file"]).name.removesuffix(".fast.png")
+    snapshots = {k: load_image(prev_dir / f"{stem}.slow{k:04d}.png") for k in iterations}
+    return row["curve"], snapshots
+
+
 def _time_fast(stylizer: Stylizer, content: np.ndarray, repeats: int) -> tuple[np.ndarray, float]:
     stylizer(content)  # warm-up: graph optimization, allocations, OpenVINO compile for this size
     times, out = [], None
@@ -184,6 +223,7 @@ def compare(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     evaluator = Evaluator(meta, style_arr, device)
+    reused = load_reusable(o.reuse, evaluator.settings(), o, style_image, iterations) if o.reuse else None
     gatys = GatysOptions(
         size=int(o.size),
         style_size=style_size,
@@ -213,14 +253,10 @@ def compare(
         save_image(fast_img, out_dir / f"{stem}.fast.png")
         fast_losses = evaluator(fast_img, content)
 
-        snapshots: dict[int, np.ndarray] = {}
-
-        def keep(step: Step) -> None:
-            if step.iteration in iterations and step.iteration not in snapshots:
-                snapshots[step.iteration] = step.image.detach().float().cpu().clamp(0, 1)[0].permute(1, 2, 0).numpy().copy()
-
-        result = optimize(content, style_arr, gatys, callbacks=[keep], vgg=evaluator.loss.vgg)
-        curve = [{"iteration": r["iteration"], "seconds": r["time"], "total": r["total"]} for r in result.history]
+        if reused is not None:
+            curve, snapshots = _reused_slow(*reused, path, iterations)
+        else:
+            curve, snapshots = _slow_run(content, style_arr, gatys, evaluator, iterations)
         slow = []
         for k in iterations:
             if k not in snapshots:
@@ -252,6 +288,18 @@ def compare(
     return report
 
 
+def _slow_run(content, style_arr, gatys: GatysOptions, evaluator: Evaluator, iterations: list[int]) -> tuple[list[dict], dict[int, np.ndarray]]:
+    """The optimizer's per-iteration curve and its image at each requested iteration."""
+    snapshots: dict[int, np.ndarray] = {}
+
+    def keep(step: Step) -> None:
+        if step.iteration in iterations and step.iteration not in snapshots:
+            snapshots[step.iteration] = step.image.detach().float().cpu().clamp(0, 1)[0].permute(1, 2, 0).numpy().copy()
+
+    result = optimize(content, style_arr, gatys, callbacks=[keep], vgg=evaluator.loss.vgg)
+    return [{"iteration": r["iteration"], "seconds": r["time"], "total": r["total"]} for r in result.history], snapshots
+
+
 def _summarize(rows, meta, model_path, style_image, o: CompareOptions, settings, stylizer) -> dict:
     from benchmarks.common import machine_info
 
@@ -261,7 +309,8 @@ def _summarize(rows, meta, model_path, style_image, o: CompareOptions, settings,
         "schema": SCHEMA_VERSION,
         "model": {"file": model_path.name, "style_name": meta.get("style_name"), "recipe": meta.get("recipe"), "steps": meta.get("steps"), "backend": stylizer.backend, "providers": stylizer.providers},
         "style_image": style_image.name,
-        "options": {"size": o.size, "iterations": sorted({int(k) for k in o.iterations}), "init": o.init, "device": o.device, "repeats": o.repeats, "seed": o.seed},
+        "options": {"size": o.size, "iterations": sorted({int(k) for k in o.iterations}), "init": o.init, "device": o.device, "repeats": o.repeats, "seed": o.seed,
+                    "reused_optimizer_runs_from": str(o.reuse) if o.reuse else None},
         "losses": settings,
         "machine": machine_info(),
         "images": rows,
@@ -303,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="compare even if the style image is not the one the model records")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--reuse", metavar="DIR", help="take the optimizer's runs from an earlier compare folder with the same losses, "
+                   "photos, size, --init and --seed instead of running it again (for several nets of one objective)")
     return p
 
 
@@ -316,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     report = compare(
         args.contents, args.style, args.style_image, args.output,
         CompareOptions(size=args.size, iterations=iterations, init=args.init, device=args.device, backend=args.backend,
-                       repeats=args.repeats, seed=args.seed, force=args.force, progress=not args.no_progress),
+                       repeats=args.repeats, seed=args.seed, force=args.force, progress=not args.no_progress, reuse=args.reuse),
         models_dir=args.models_dir,
     )
     s = report["summary"]

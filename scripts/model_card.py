@@ -1,6 +1,7 @@
 """Write checkpoints/<name>.md, the model card of a shipped style, from measured sources only.
 
     python scripts/model_card.py NAME [--run runs/NAME] [--compare runs/compare/NAME/report.json]
+        [--compare-content runs/compare/NAME_content/report.json]
 
 Every number comes from a file: the ONNX model's metadata and weights, the run folder's
 metrics.csv (validation losses) and wall_time.jsonl (written by scripts/train_shipped.sh), a fresh
@@ -133,7 +134,23 @@ def steps_text(steps: int, recipe_file: str) -> str:
     return f"{steps} (the recipe has {planned}; cut to fit the training into one working session)"
 
 
-def card(name: str, run: Path, compare: Path) -> str:
+def match_text(s: dict, o: dict) -> str:
+    if s["matched"] and s["mean_speedup_at_equal_loss"]:
+        return (f"reached the net's loss in {s['matched']} of {s['images']} images, after {s['mean_match_iteration']:.0f} iterations on average "
+                f"(median {s['median_match_iteration']:.0f}); at equal loss the net was {s['mean_speedup_at_equal_loss']:.0f}x faster")
+    return (f"did not reach the net's loss within {max(o['iterations'])} iterations on any image (speed-up at equal loss: more than "
+            f"{max(o['iterations']) * s['mean_slow_seconds_per_iteration'] / s['mean_fast_seconds']:.0f}x)")
+
+
+def steps_in_all(meta: dict, steps_row: str) -> str:
+    """A warm-started model counts its source's steps too (training/warm_start.py)."""
+    if not meta.get("init_from"):
+        return steps_row
+    init = int(meta.get("init_steps") or 0)
+    return f"{steps_row}, warm-started from `{meta['init_from']}` ({init} steps): {init + int(meta['steps'])} steps in all"
+
+
+def card(name: str, run: Path, compare: Path, compare_content: Path | None = None) -> str:
     from benchmarks.common import machine_info
 
     onnx_path = ROOT / "checkpoints" / f"{name}.onnx"
@@ -152,13 +169,7 @@ def card(name: str, run: Path, compare: Path) -> str:
     kind = "full Johnson et al. network" if is_full_net(meta) else "slim real-time network"
     photos = len(list((ROOT / "data" / "photos").rglob("*.jpg")))
     recipe_file = f"training/configs/{meta['recipe']}.yaml"
-    matched = (
-        f"reached the net's loss in {s['matched']} of {s['images']} images, after {s['mean_match_iteration']:.0f} iterations on average "
-        f"(median {s['median_match_iteration']:.0f}); at equal loss the net was {s['mean_speedup_at_equal_loss']:.0f}x faster"
-        if s["matched"] and s["mean_speedup_at_equal_loss"]
-        else f"did not reach the net's loss within {max(o['iterations'])} iterations on any image (speed-up at equal loss: more than "
-        f"{max(o['iterations']) * s['mean_slow_seconds_per_iteration'] / s['mean_fast_seconds']:.0f}x)"
-    )
+    matched = match_text(s, o)
     rows = [
         ("painting", f"{title}, {artist}, {year}, {medium}"),
         ("public domain", f"{why}. The image file is not in this repository: `../shared/data/styles/{meta['style_image']}` (see its SOURCES.md)"),
@@ -166,7 +177,7 @@ def card(name: str, run: Path, compare: Path) -> str:
         ("recipe", f"`{recipe_file}` (crops {meta.get('image_size')}², style image at {meta.get('style_size')} px, content {meta['content_layers']} ×{meta['content_weight']}, "
          f"style {meta['style_layers']} ×{meta['style_weight']}, TV ×{meta['tv_weight']}, {training_precision(run)}, on the CPU: no GPU was lent to this project)"),
         ("data", f"the {photos} photos of `../shared/data/get-training-photos.sh`"),
-        ("steps", steps_text(steps, recipe_file)),
+        ("steps", steps_in_all(meta, steps_text(steps, recipe_file))),
         ("wall time, hardware", f"{minutes:.0f} min ({span}) on {m['cores']} CPU cores ({m['cpu']}, no GPU); load average at the end (1/5/15 min): {loads}"),
         (f"losses at step {val_step} (validation: 4 photos held out of training, at 256²)", f"content {val['content']:.3g}, style {val['style']:.3g}, TV {val['tv']:.3g}, total {val['total']:.3g}"),
         ("export parity", "ORT vs torch max abs diff " + ", ".join(f"{k}: {v:.1e}" for k, v in par.items()) + f" (bound {parity_bound(meta):.0e})"),
@@ -174,6 +185,11 @@ def card(name: str, run: Path, compare: Path) -> str:
          f"`stylecast compare` (L-BFGS from {o['init']}, checkpoints {','.join(map(str, o['iterations']))}): the net takes {s['mean_fast_seconds'] * 1000:.0f} ms per image "
          f"(ONNX Runtime, CPU), the optimizer {s['mean_slow_seconds_per_iteration']:.2f} s per iteration; the optimizer {matched}. Mean total loss of the net: {s['mean_fast_total']:.3g}"),
     ]
+    if compare_content is not None:
+        # From the photo itself the optimizer starts with the content term near zero: a content-heavy
+        # objective flatters the comparison from noise, and this one shows how much.
+        c = compare_summary(compare_content)
+        rows.append(("the same from the photo (`--init content`)", f"the optimizer {match_text(c['summary'], c['options'])}"))
     lines = [f"# {name} ({title.replace('*', '').split(' (')[0]}, {kind})", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     lines += [
@@ -196,10 +212,12 @@ def main() -> None:
     p.add_argument("name")
     p.add_argument("--run", type=Path, help="run folder (default runs/NAME)")
     p.add_argument("--compare", type=Path, help="compare report.json (default runs/compare/NAME/report.json)")
+    p.add_argument("--compare-content", type=Path, help="compare report.json of a --init content run (default runs/compare/NAME_content/report.json, if present)")
     a = p.parse_args()
     run = a.run or ROOT / "runs" / a.name
     report = a.compare or ROOT / "runs" / "compare" / a.name / "report.json"
-    text = card(a.name, run, report)
+    content = a.compare_content or ROOT / "runs" / "compare" / f"{a.name}_content" / "report.json"
+    text = card(a.name, run, report, content if content.exists() else None)
     out = ROOT / "checkpoints" / f"{a.name}.md"
     out.write_text(text)
     print(f"wrote {out.relative_to(ROOT)}")
