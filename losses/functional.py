@@ -84,3 +84,19 @@ def blend_grams(grams: list[Mapping[str, torch.Tensor]], weights: list[float] | 
     if total <= 0 or any(w < 0 for w in weights):
         raise ValueError(f"blend weights must be non-negative with a positive sum, got {weights}")
     return {name: sum((w / total) * g[name] for w, g in zip(weights, grams)) for name in grams[0]}
+
+
+def stability_loss(perturbed_output: torch.Tensor, transformed_output: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Temporal-stability penalty from still images: mean (f(T(x) + n) − T(f(x)))² over valid pixels.
+
+    A network that flickers on video answers a small camera motion T (sub-pixel shift, rotation,
+    zoom) or fresh sensor noise n with a different stylization instead of the moved one; this
+    penalizes the difference (the "compound regularization" of Wang et al. 2020, ReReVST, without
+    video or optical flow). `mask` (B, 1, H, W) in {0, 1} marks the pixels T brings in from inside
+    the frame; the mean is over those. Images in [0, 1]; fp32.
+    """
+    diff = (perturbed_output.float() - transformed_output.float()) ** 2
+    if mask is None:
+        return diff.mean()
+    mask = mask.float().expand_as(diff)
+    return (diff * mask).sum() / mask.sum().clamp_min(1.0)

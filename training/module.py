@@ -22,10 +22,12 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+from stylecast.losses.functional import stability_loss
 from stylecast.losses.images import load_tensor, to_array
 from stylecast.losses.perceptual import PerceptualLoss, parse_layers
 from stylecast.errors import UserError
 from stylecast.images import save_image
+from stylecast.training.stability import Perturbation, random_theta, warp
 from stylecast.training.transformer import TransformerNet
 from stylecast.training.warm_start import apply_warm_start, load_warm_start
 
@@ -65,6 +67,10 @@ class StyleTransferModule(pl.LightningModule):
     channels_last: NHWC memory layout for the convolutions (faster with oneDNN on CPU and on tensor cores).
     compile: torch.compile the transformer and the VGG (minutes of compilation; pays off on long runs).
     recipe: the recipe's name, recorded in the checkpoint and the exported model card.
+    stability_weight: weight of the stability loss (losses.functional.stability_loss): the net's
+        answer to a small random camera motion + noise must be its answer moved (video without
+        flicker, from still photos; 0 = off). stability_shift (px), stability_rotation (degrees),
+        stability_zoom (relative) and stability_noise (std) size the perturbation (training/stability.py).
     init_from: warm start: a .ckpt of `stylecast train` or an exported .onnx of the same architecture
         (training/warm_start.py); its weights replace the random ones before the first step. A
         resumed run (--ckpt_path) restores its own weights over them.
@@ -92,6 +98,11 @@ class StyleTransferModule(pl.LightningModule):
         compile: bool = False,
         recipe: str = "custom",
         init_from: str = "",
+        stability_weight: float = 0.0,
+        stability_shift: float = 2.0,
+        stability_rotation: float = 1.0,
+        stability_zoom: float = 0.02,
+        stability_noise: float = 0.01,
     ):
         super().__init__()
         if lr_schedule not in ("constant", "cosine"):
@@ -154,10 +165,26 @@ class StyleTransferModule(pl.LightningModule):
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
 
-    def _losses(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _losses(self, images: torch.Tensor, train: bool = True) -> dict[str, torch.Tensor]:
         stylized = self(images)
         # The content target is the input photo's own VGG features (Johnson et al. eq. 2).
-        return self.loss(stylized, content=images)
+        losses = self.loss(stylized, content=images)
+        weight = self.hparams.stability_weight
+        if weight > 0 or not train:  # validation always measures it; val/total stays the objective's
+            losses["stability"] = self._stability(images, stylized)
+            if train:
+                losses["total"] = losses["total"] + weight * losses["stability"]
+        return losses
+
+    def _stability(self, images: torch.Tensor, stylized: torch.Tensor) -> torch.Tensor:
+        h = self.hparams
+        p = Perturbation(h.stability_shift, h.stability_rotation, h.stability_zoom, h.stability_noise)
+        theta = random_theta(images.shape[0], images.shape[-2], images.shape[-1], p)
+        moved, mask = warp(images, theta)
+        moved = (moved + p.noise * torch.randn_like(moved)).clamp(0, 1)
+        # both sides carry gradients: the net learns to answer a moved photo with its moved answer
+        target, _ = warp(stylized, theta)
+        return stability_loss(self(moved), target, mask)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         losses = self._losses(batch["image"])
@@ -222,7 +249,7 @@ class StyleTransferModule(pl.LightningModule):
     # ---- validation: losses on held-out photos + an image grid ------------------------------------
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        losses = self._losses(batch["image"])
+        losses = self._losses(batch["image"], train=False)
         self.log_dict({f"val/{k}": v for k, v in losses.items()}, sync_dist=True, batch_size=batch["image"].shape[0])
 
     def on_validation_epoch_end(self) -> None:
