@@ -115,6 +115,8 @@ class Stylizer:
                     graphs = thumbnail_norm_graphs(self.path.read_bytes())
                 except ImportError:
                     raise UserError("tiling needs the onnx package: pip install onnx") from None
+                except ValueError as exc:  # a graph the rewrite does not understand
+                    raise UserError(f"{self.path}: cannot tile this model: {exc}") from None
                 self._tin = (graphs, self._backend.derive(graphs.stats_model), self._backend.derive(graphs.apply_model))
             return self._tin
 
