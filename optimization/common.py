@@ -21,7 +21,7 @@ from PIL import Image
 from stylecast.losses.vgg import CHANNELS, VGG
 from stylecast.optimization.loop import resolve_device
 from stylecast.errors import UserError
-from stylecast.images import format_for_path, load_image
+from stylecast.images import format_for_path, load_image, longer_side_shape
 
 ImageInput = Union[str, os.PathLike, bytes, np.ndarray]
 
@@ -56,11 +56,7 @@ def read_image(src: ImageInput, size: int | tuple[int, int] | None, what: str) -
     h, w = arr.shape[:2]
     if size is None:
         return arr
-    if isinstance(size, tuple):
-        new_h, new_w = size
-    else:
-        scale = size / max(h, w)
-        new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    new_h, new_w = size if isinstance(size, tuple) else longer_side_shape(h, w, size)
     if (new_h, new_w) == (h, w):
         return arr
     channels = [np.asarray(Image.fromarray(np.ascontiguousarray(arr[..., c])).resize((new_w, new_h), Image.Resampling.LANCZOS)) for c in range(3)]
