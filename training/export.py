@@ -1,7 +1,7 @@
 """Trained style network -> one self-contained ONNX file, checked against torch.
 
 `stylecast export CKPT -o STYLE.onnx` rebuilds `TransformerNet` from a Lightning checkpoint's
-hyper-parameters and `net.*` weights (plain `torch.load`; Lightning is not imported), exports it
+hyper-parameters and `net.*` weights (`torch.load(weights_only=True)`: no code from the file runs), exports it
 with dynamic batch/height/width, writes the training facts into `metadata_props` (keys and I/O
 names from `inference/contract.py`), runs `onnx.checker` with the full check, and compares ONNX
 Runtime with torch at two sizes before the file appears (temp file + rename).
@@ -28,6 +28,7 @@ import torch
 from stylecast.inference.contract import INPUT_NAME, IO_CONTRACT, META_PREFIX, MIN_SIDE, OUTPUT_NAME, REQUIRED_METADATA
 from stylecast import __version__
 from stylecast.errors import UserError
+from stylecast.training.checkpoints import load_checkpoint_file
 from stylecast.training.transformer import TransformerNet
 
 log = logging.getLogger(__name__)
@@ -58,12 +59,7 @@ def parity_tolerance(fp16: bool = False, fp16_weights: bool = False) -> float:
 def load_checkpoint(ckpt_path: str | os.PathLike) -> tuple[TransformerNet, dict[str, Any], int]:
     """(net in eval mode, hyper_parameters, global_step) from a Lightning .ckpt (no Lightning import)."""
     path = Path(ckpt_path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such checkpoint file")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # pickle/zip errors come in many types
-        raise UserError(f"{path}: not a readable torch checkpoint ({type(exc).__name__})") from None
+    ckpt = load_checkpoint_file(path)  # weights only: a .ckpt from elsewhere must not run code
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise UserError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
     hparams = dict(ckpt.get("hyper_parameters") or {})
