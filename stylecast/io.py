@@ -94,13 +94,40 @@ def make_folder(folder: str | os.PathLike) -> list[Path]:
     return missing
 
 
-def check_new(paths: Iterable[str | os.PathLike], force: bool) -> None:
-    """The overwrite rule: an existing output is refused unless `force` (--force)."""
-    if force:
-        return
+def check_folder(path: str | os.PathLike, what: str = "output") -> None:
+    """Fail before any work when the folder `path` is to be written in does not exist."""
+    parent = Path(path).parent
+    if not parent.is_dir():
+        raise UserError(f"{what} {path}: folder {parent} does not exist")
+
+
+def check_new(
+    paths: Iterable[str | os.PathLike],
+    force: bool,
+    *,
+    earlier: Iterable[str | os.PathLike] = (),
+    inputs: Iterable[str | os.PathLike] = (),
+) -> None:
+    """The overwrite rule: an existing output is refused unless `force` (--force); an input
+    file never is overwritten, forced or not.
+
+    `earlier`: files an earlier run of the same command left that this run would not overwrite
+    but would leave beside its own (progress images of another --save-every, a report folder's
+    images of other photos): refused like the outputs, and removed when forced, so the outputs
+    on disk are all of one run."""
+    paths, earlier = [Path(p) for p in paths], [Path(p) for p in earlier]
+    sources = {Path(p).resolve() for p in inputs if isinstance(p, (str, os.PathLike))}
     for p in paths:
-        if Path(p).exists():
-            raise UserError(f"{p}: already exists (use --force to overwrite)")
+        if p.resolve() in sources:
+            raise UserError(f"{p}: is an input file; refusing to overwrite it")
+    if not force:
+        for p in [*paths, *earlier]:
+            if p.exists():
+                raise UserError(f"{p}: already exists (use --force to overwrite)")
+        return
+    for p in earlier:
+        if p.is_file():
+            p.unlink()
 
 
 def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
