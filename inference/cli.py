@@ -41,9 +41,14 @@ class Job:
     dst: Path | None  # None: stdout
 
 
+def is_model_path(style: str) -> bool:
+    """`--style` is an .onnx file path (the user's own machine) rather than a style name."""
+    return style.lower().endswith(".onnx") or os.sep in style or "/" in style
+
+
 def load_stylizer(style: str, models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, **options) -> Stylizer:
-    """`style` is an .onnx file path (the user's own machine) or a style name from `models_dir`."""
-    if style.lower().endswith(".onnx") or os.sep in style or "/" in style:
+    """`style` is an .onnx file path or a style name from `models_dir`."""
+    if is_model_path(style):
         return Stylizer(style, **options)
     return StyleRegistry(models_dir, **options).get(style)
 
@@ -141,9 +146,10 @@ def stylize_files(args: argparse.Namespace, *, stdout=None, log=None) -> list[Jo
     # Open every input before writing anything: a bad file fails the run with nothing written.
     for f in files:
         open_image(f).close()
+    # The outputs are named after the style (its file stem): checked before the model loads.
+    jobs = plan_outputs(files, args.output, args.format, Path(args.style).stem if is_model_path(args.style) else args.style, args.force)
     start = time.perf_counter()
     stylizer = load_stylizer(args.style, args.models_dir, device=args.device, backend=args.backend, threads=args.threads, precision=args.precision)
-    jobs = plan_outputs(files, args.output, args.format, stylizer.name, args.force)
     if not quiet:
         print(f"style {stylizer.name!r}: {stylizer.backend} {', '.join(stylizer.providers)}, loaded in {time.perf_counter() - start:.2f} s", file=sys.stderr)
     # A failed run (a write error, Ctrl-C, a bad image) removes what it wrote and the folder it made.

@@ -73,7 +73,8 @@ def check_model(session, path: str | os.PathLike) -> None:
 
     `session`: an onnxruntime InferenceSession of the file (`read_model_info` returns one).
     Raises UserError naming `path` and what is wrong, like a corrupt file, so a server's reload
-    keeps the old model. Costs one small forward pass (~5 ms for the full net on a CPU).
+    keeps the old model. Costs one small forward pass: 3 ms for the slim net, 27 ms for the
+    full one on this 2-core CPU at load 10, beside 60-140 ms to open the session itself.
     """
     x = _check_input()
     shape = "x".join(map(str, x.shape))
