@@ -8,6 +8,7 @@ SIGXFSZ ignored so the write fails with EFBIG "File too large" instead of killin
 
 from __future__ import annotations
 
+import errno
 import os
 import resource
 import signal
@@ -21,7 +22,7 @@ from conftest import ROOT, fake_checkpoint, file_size_limit, smooth_image, strip
 from stylecast.cli import main
 from stylecast.images import save_image
 
-TOO_LARGE = os.strerror(27)  # EFBIG: "File too large"
+TOO_LARGE = os.strerror(errno.EFBIG)  # "File too large"
 LIMIT = 1024  # bytes: below every output these tests make, above the one-line messages
 
 
@@ -75,7 +76,7 @@ def test_stylize_output_folder_under_a_file(style_models, tmp_path, capsys):
     rc = main(["stylize", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-s", str(style_models / "slim.onnx"),
                "-o", str(tmp_path / "plain" / "out"), "--backend", "ort"])  # fmt: skip
     assert rc == 2
-    one_error_line(capsys.readouterr().err, str(tmp_path / "plain" / "out"), os.strerror(20))  # ENOTDIR
+    one_error_line(capsys.readouterr().err, str(tmp_path / "plain" / "out"), os.strerror(errno.ENOTDIR))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png", "plain"]
 
 
