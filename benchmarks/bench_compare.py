@@ -35,7 +35,8 @@ def run(quick: bool = True, style: str | None = None) -> dict:
     results = {}
     for size in sizes:
         out = ROOT / "benchmarks" / "results" / f"compare_{style}_{size}"
-        results[size] = compare(contents, style, painting, out, size=size, iterations=iterations, models_dir=ROOT / "checkpoints")
+        # a re-run replaces the previous run's report (the overwrite rule of `stylecast compare --force`)
+        results[size] = compare(contents, style, painting, out, size=size, iterations=iterations, models_dir=ROOT / "checkpoints", overwrite=True)
     command = f"python -m benchmarks --only compare{' --full' if not quick else ''}"
     return record(list(results.values()), command)
 

@@ -23,10 +23,11 @@ import numpy as np
 
 from stylecast.inference.contract import INPUT_NAME, META_PREFIX, OUTPUT_NAME, REQUIRED_METADATA
 from stylecast.errors import UserError
+from stylecast.flags import parse_device
 
 log = logging.getLogger(__name__)
 
-Device = Literal["auto", "cpu", "cuda"]
+Device = str  # auto | cpu | cuda | cuda:N (stylecast.flags.parse_device)
 BackendName = Literal["auto", "ort", "openvino"]
 Precision = Literal["auto", "fp32", "bf16"]
 
@@ -117,16 +118,16 @@ class OrtBackend:
     def __init__(self, source: str | os.PathLike | bytes, *, device: Device = "auto", threads: int | None = None, session=None):
         ort = _ort()
         available = ort.get_available_providers()
-        if device == "cuda" and "CUDAExecutionProvider" not in available:
-            raise UserError(f"--device cuda: onnxruntime has no CUDA provider here (available: {', '.join(available)}); install onnxruntime-gpu or use --device cpu")
-        if device not in ("auto", "cpu", "cuda"):
-            raise UserError(f"device must be auto, cpu or cuda, got {device!r}")
-        use_cuda = device == "cuda" or (device == "auto" and "CUDAExecutionProvider" in available)
+        kind, index = parse_device(device)
+        if kind == "cuda" and "CUDAExecutionProvider" not in available:
+            raise UserError(f"--device {device}: onnxruntime has no CUDA provider here (available: {', '.join(available)}); install onnxruntime-gpu or use --device cpu")
+        use_cuda = kind == "cuda" or (kind == "auto" and "CUDAExecutionProvider" in available)
         providers: list = ["CPUExecutionProvider"]
         if use_cuda:
             # cudnn_conv_algo_search EXHAUSTIVE picks the fastest conv per shape once (like cudnn.benchmark).
-            providers = [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "EXHAUSTIVE"}), "CPUExecutionProvider"]
-        self.device = "cuda" if use_cuda else "cpu"
+            options = {"cudnn_conv_algo_search": "EXHAUSTIVE", "device_id": index or 0}
+            providers = [("CUDAExecutionProvider", options), "CPUExecutionProvider"]
+        self.device = ("cuda" if index is None else f"cuda:{index}") if use_cuda else "cpu"
         self.threads = threads
         if session is not None and not use_cuda and threads is None:
             self.session = session  # the validation session is already the CPU session we want
@@ -143,7 +144,7 @@ class OrtBackend:
         self.providers = list(self.session.get_providers())
         if use_cuda and "CUDAExecutionProvider" not in self.providers:
             # onnxruntime falls back to CPU silently when CUDA fails to initialise (driver, cuDNN).
-            raise UserError(f"--device cuda: the CUDA provider failed to initialise (running providers: {', '.join(self.providers)})")
+            raise UserError(f"--device {self.device}: the CUDA provider failed to initialise (running providers: {', '.join(self.providers)})")
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
@@ -238,12 +239,11 @@ def make_backend(path, meta_session, *, device: Device, backend: BackendName, th
     BENCHMARKS.md), ONNX Runtime otherwise and whenever CUDA is asked for or present."""
     if backend not in ("auto", "ort", "openvino"):
         raise UserError(f"backend must be auto, ort or openvino, got {backend!r}")
-    if device not in ("auto", "cpu", "cuda"):
-        raise UserError(f"device must be auto, cpu or cuda, got {device!r}")
+    kind, _ = parse_device(device)
     if backend == "openvino":
-        if device == "cuda":
+        if kind == "cuda":
             raise UserError("--backend openvino runs on the CPU only; use --backend ort with --device cuda")
         return OpenVinoBackend(path, precision=precision, threads=threads)
-    if backend == "auto" and device != "cuda" and not (device == "auto" and cuda_available()) and openvino_available():
+    if backend == "auto" and kind != "cuda" and not (kind == "auto" and cuda_available()) and openvino_available():
         return OpenVinoBackend(path, precision=precision, threads=threads)
     return OrtBackend(path, device=device, threads=threads, session=meta_session)

@@ -2,8 +2,9 @@
 
 INPUT: image files and/or folders (their images, not recursive). OUT: a folder (created if need
 be), a file name when there is one input, or `-` for stdout (one input). Nothing is written until
-every input has been opened and every output name checked; an error part-way removes what this
-run wrote, so a failed run leaves no partial output. An input file is never overwritten.
+every input has been opened and every output name checked; an error part-way (a write that fails
+included: one line naming the file, exit 2) removes what this run wrote, so a failed run leaves no
+partial output. An existing output is replaced only with --force; an input file never is.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from tqdm import tqdm
 from stylecast.inference.registry import DEFAULT_MODELS_DIR, StyleRegistry
 from stylecast.inference.stylizer import Stylizer
 from stylecast.errors import UserError
-from stylecast.images import SAVE_FORMATS, atomic_write_bytes, encode_image, load_image, open_image
+from stylecast.flags import ArgumentParser, add_device, add_force, add_quiet
+from stylecast.images import SAVE_FORMATS, encode_image, load_image, open_image
+from stylecast.io import RunOutputs, check_new
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 FORMAT_SUFFIX = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp"}
@@ -38,9 +41,14 @@ class Job:
     dst: Path | None  # None: stdout
 
 
+def is_model_path(style: str) -> bool:
+    """`--style` is an .onnx file path (the user's own machine) rather than a style name."""
+    return style.lower().endswith(".onnx") or os.sep in style or "/" in style
+
+
 def load_stylizer(style: str, models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, **options) -> Stylizer:
-    """`style` is an .onnx file path (the user's own machine) or a style name from `models_dir`."""
-    if style.lower().endswith(".onnx") or os.sep in style or "/" in style:
+    """`style` is an .onnx file path or a style name from `models_dir`."""
+    if is_model_path(style):
         return Stylizer(style, **options)
     return StyleRegistry(models_dir, **options).get(style)
 
@@ -70,32 +78,30 @@ def plan_outputs(files: list[Path], output: str, fmt: str | None, style_name: st
             raise UserError(f"-o - writes one image to stdout, but {len(files)} inputs were given")
         return [Job(files[0], None)]
     out = Path(output)
+    looks_like_file = out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir()
     if len(files) == 1 and out.suffix.lower() in IMAGE_SUFFIXES - set(SAVE_FORMATS) and not out.is_dir():
         raise UserError(f"{out}: unsupported output format {out.suffix!r}; use one of {', '.join(SAVE_FORMATS)}")
-    single_file = len(files) == 1 and out.suffix.lower() in SAVE_FORMATS and not out.is_dir()
-    if single_file:
+    if len(files) > 1 and looks_like_file:
+        # It would become a folder named like an image (issue 15.8): surely not what was meant.
+        raise UserError(f"{out}: a file name, but {len(files)} inputs need an output folder")
+    if len(files) == 1 and looks_like_file:
         jobs = [Job(files[0], out)]
     else:
         if out.exists() and not out.is_dir():
             raise UserError(f"{out}: exists and is not a folder (several inputs need an output folder)")
-        jobs = []
         jobs = [Job(src, out / f"{src.stem}_{style_name}{output_suffix(src, fmt)}") for src in files]
-    inputs = {f.resolve() for f in files}
     seen: set[Path] = set()
     for job in jobs:
         dst = job.dst.resolve()
-        if dst in inputs:
-            raise UserError(f"{job.dst}: is an input file; refusing to overwrite it")
         if dst in seen:
             raise UserError(f"{job.dst}: two inputs would be written to the same output (e.g. a.jpg and a.png)")
         seen.add(dst)
-        if job.dst.exists() and not force:
-            raise UserError(f"{job.dst}: already exists (use --force to overwrite)")
+    check_new([job.dst for job in jobs], force, inputs=files)
     return jobs
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="stylecast stylize", description="Stylize images with an exported ONNX style (no torch needed).")
+    p = ArgumentParser(prog="stylecast stylize", description="Stylize images with an exported ONNX style (no torch needed).")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
     p.add_argument("-s", "--style", required=True, help="style name (see `stylecast styles`) or a FILE.onnx")
     p.add_argument("-o", "--output", required=True, help="output folder, output file (one input), or - for stdout")
@@ -105,13 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours (luminance-only transfer, YIQ)")
     p.add_argument("--tile", type=int, default=None, help="stylize in TILE px tiles (large images, less memory)")
     p.add_argument("--overlap", type=int, default=32, help="tile overlap in px, blended (default 32)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_device(p)
     p.add_argument("--backend", choices=("auto", "ort", "openvino"), default="auto", help="runtime (auto: OpenVINO on CPU when installed, else ONNX Runtime)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="OpenVINO precision (auto: bf16 on CPUs with bf16 units)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--format", choices=sorted(FORMAT_SUFFIX), default=None, help="output format in a folder / on stdout (default: input's, else png)")
     p.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality (default 92)")
-    p.add_argument("--force", action="store_true", help="overwrite existing output files (never an input)")
+    add_force(p)
+    add_quiet(p)
     return p
 
 
@@ -133,22 +140,23 @@ def validate_args(args: argparse.Namespace) -> None:
 def stylize_files(args: argparse.Namespace, *, stdout=None, log=None) -> list[Job]:
     """The command's work; returns the jobs done. `stdout` (binary) receives `-o -` output."""
     validate_args(args)
+    quiet = getattr(args, "quiet", False)
     log = log or (sys.stderr if args.output == "-" else sys.stdout)
     files = expand_inputs(args.inputs)
     # Open every input before writing anything: a bad file fails the run with nothing written.
     for f in files:
         open_image(f).close()
+    # The outputs are named after the style (its file stem): checked before the model loads.
+    jobs = plan_outputs(files, args.output, args.format, Path(args.style).stem if is_model_path(args.style) else args.style, args.force)
     start = time.perf_counter()
     stylizer = load_stylizer(args.style, args.models_dir, device=args.device, backend=args.backend, threads=args.threads, precision=args.precision)
-    jobs = plan_outputs(files, args.output, args.format, stylizer.name, args.force)
-    created: Path | None = None
-    if jobs[0].dst is not None and not jobs[0].dst.parent.exists():
-        created = jobs[0].dst.parent
-        created.mkdir(parents=True)
-    print(f"style {stylizer.name!r}: {stylizer.backend} {', '.join(stylizer.providers)}, loaded in {time.perf_counter() - start:.2f} s", file=sys.stderr)
-    written: list[Path] = []
-    try:
-        bar = tqdm(jobs, desc="stylize", unit="img", file=sys.stderr, disable=len(jobs) < 2, leave=False)
+    if not quiet:
+        print(f"style {stylizer.name!r}: {stylizer.backend} {', '.join(stylizer.providers)}, loaded in {time.perf_counter() - start:.2f} s", file=sys.stderr)
+    # A failed run (a write error, Ctrl-C, a bad image) removes what it wrote and the folder it made.
+    with RunOutputs() as outputs:
+        if jobs[0].dst is not None:
+            outputs.folder(jobs[0].dst.parent)
+        bar = tqdm(jobs, desc="stylize", unit="img", file=sys.stderr, disable=quiet or len(jobs) < 2, leave=False)
         for job in bar:
             image = load_image(job.src)
             t0 = time.perf_counter()
@@ -160,19 +168,10 @@ def stylize_files(args: argparse.Namespace, *, stdout=None, log=None) -> list[Jo
                 out = stdout if stdout is not None else sys.stdout.buffer
                 out.write(data)
                 out.flush()
-                dest = "<stdout>"
             else:
-                data = encode_image(result, SAVE_FORMATS[job.dst.suffix.lower()], quality=args.quality)
-                atomic_write_bytes(job.dst, data)
-                written.append(job.dst)
-                dest = str(job.dst)
-            tqdm.write(f"{job.src} -> {dest}  {w}x{h}  {seconds:.2f} s", file=log)
-    except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
-        if created is not None and not any(created.iterdir()):
-            created.rmdir()
-        raise
+                outputs.write_bytes(job.dst, encode_image(result, SAVE_FORMATS[job.dst.suffix.lower()], quality=args.quality))
+            if not quiet:
+                tqdm.write(f"{job.src} -> {job.dst or '<stdout>'}  {w}x{h}  {seconds:.2f} s", file=log)
     return jobs
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import uvicorn
 
+from stylecast.flags import DEVICE_HELP, device_arg
 from stylecast.inference.server import ServerConfig, create_app
 from stylecast.errors import UserError
 
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deadline", type=float, default=d.deadline, help="seconds a request may take before 504 (default: %(default)g)")
     p.add_argument("--ws-max-frame-kb", type=int, default=d.ws_max_frame_bytes // 1024, help="largest webcam frame in KiB; larger closes the stream with 1009 (default: %(default)d)")
     p.add_argument("--format", choices=("png", "jpeg", "webp"), default=d.default_format, help="output format when the client does not say (default: %(default)s)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device, help="stylizer device (default: auto)")
+    p.add_argument("--device", type=device_arg, default=d.device, help=f"stylizer device: {DEVICE_HELP} (default: auto)")
     p.add_argument("--backend", choices=("auto", "ort", "openvino"), default=d.backend, help="stylizer runtime (default: auto)")
     p.add_argument("--threads", type=int, default=d.threads, help="threads per image (default: cores / concurrency)")
     p.add_argument("--watch", type=float, default=d.watch_interval, metavar="SECONDS", help="re-read the models folder when it changes, checking every SECONDS (default: off; POST /v1/reload always works)")

@@ -52,12 +52,53 @@ def reflect_pad(batch: np.ndarray, bottom: int, right: int) -> np.ndarray:
     return np.pad(batch, ((0, 0), (0, 0), (0, bottom), (0, right)), mode=mode)
 
 
+# The load-time check's input: non-square, so a model that swaps or resizes H and W shows it;
+# a multiple of SIZE_MULTIPLE and above MIN_SIDE, so no padding is involved.
+CHECK_SHAPE = (1, 3, 32, 48)
+# The contract's output range is [0, 1] (a sigmoid); fp16 rounding may step past it by a hair.
+RANGE_SLACK = 1e-3
+
+
+def _check_input() -> np.ndarray:
+    """A smooth, photo-like, deterministic test input in [0, 1] of CHECK_SHAPE."""
+    n, c, h, w = CHECK_SHAPE
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    channels = [0.5 + 0.4 * np.sin(yy / h * (2 + k) + xx / w * (3 - k)) for k in range(c)]
+    return np.stack(channels)[None].repeat(n, 0).astype(np.float32)
+
+
+def check_model(session, path: str | os.PathLike) -> None:
+    """Refuse a model whose metadata is valid but whose output is wrong (issue 15.7): one
+    forward pass of a 32x48 image must give the input's shape, finite values, within [0, 1].
+
+    `session`: an onnxruntime InferenceSession of the file (`read_model_info` returns one).
+    Raises UserError naming `path` and what is wrong, like a corrupt file, so a server's reload
+    keeps the old model. Costs one small forward pass: 3 ms for the slim net, 27 ms for the
+    full one on this 2-core CPU at load 10, beside 60-140 ms to open the session itself.
+    """
+    x = _check_input()
+    shape = "x".join(map(str, x.shape))
+    try:
+        y = np.asarray(session.run([OUTPUT_NAME], {INPUT_NAME: x})[0])
+    except Exception as exc:  # onnxruntime's errors have no common base class
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: the model fails on a {shape} test input ({reason})") from None
+    if y.shape != x.shape:
+        raise UserError(f"{path}: output is {'x'.join(map(str, y.shape))} for a {shape} input; a style model keeps the input's size")
+    bad = int(np.size(y) - np.isfinite(y).sum())
+    if bad:
+        raise UserError(f"{path}: output has NaN or infinite values ({bad} of {y.size}) for a {shape} test input")
+    low, high = float(y.min()), float(y.max())
+    if low < -RANGE_SLACK or high > 1 + RANGE_SLACK:
+        raise UserError(f"{path}: output range [{low:.3g}, {high:.3g}] is outside [0, 1] for a {shape} test input")
+
+
 class Stylizer:
     """One style model, ready to run. Thread-safe for concurrent calls (ORT sessions and OpenVINO
     compiled models both are; each call creates its own request).
 
     model_path: an .onnx file written by `stylecast export` (checked: ONNX, contract metadata,
-        (N, 3, H, W) float input/output).
+        (N, 3, H, W) float input/output, and `check_model`: one small forward pass).
     device: "auto" (CUDA when onnxruntime has it, else CPU), "cpu", or "cuda" (UserError if absent).
     backend: "auto" (OpenVINO on CPU when installed, else ONNX Runtime), "ort", "openvino".
     threads: intra-op threads (None: the runtime's default, all physical cores).
@@ -75,6 +116,7 @@ class Stylizer:
     ):
         self.path = Path(model_path)
         self.metadata, session = read_model_info(self.path)
+        check_model(session, self.path)
         self.name = self.path.stem
         self._backend = make_backend(self.path, session, device=device, backend=backend, threads=threads, precision=precision)
         self.backend: str = self._backend.name
@@ -115,6 +157,8 @@ class Stylizer:
                     graphs = thumbnail_norm_graphs(self.path.read_bytes())
                 except ImportError:
                     raise UserError("tiling needs the onnx package: pip install onnx") from None
+                except ValueError as exc:  # a graph the rewrite does not understand
+                    raise UserError(f"{self.path}: cannot tile this model: {exc}") from None
                 self._tin = (graphs, self._backend.derive(graphs.stats_model), self._backend.derive(graphs.apply_model))
             return self._tin
 

@@ -83,6 +83,28 @@ def run_tiled(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, tile: i
     return out / np.maximum(weight, 1e-12)
 
 
+def _constants(graph):
+    """name -> (array, ONNX element type) for the tensors InstanceNormalization's scale and bias
+    may come from: an initializer, or a Cast of one (how `stylecast export --fp16-weights` stores
+    weights: float16 initializer -> Cast to float32). The element type is that of the tensor as
+    the node sees it, which is X's (float32, or float16 in --fp16 models)."""
+    from onnx import helper, numpy_helper
+
+    inits = {t.name: t for t in graph.initializer}
+    casts = {n.output[0]: n for n in graph.node if n.op_type == "Cast" and n.input and n.input[0] in inits}
+
+    def lookup(name: str):
+        if name in inits:
+            return numpy_helper.to_array(inits[name]), inits[name].data_type
+        cast = casts.get(name)
+        if cast is None:
+            raise ValueError(f"InstanceNormalization parameter {name!r} is neither an initializer nor a Cast of one")
+        to = next(a.i for a in cast.attribute if a.name == "to")
+        return numpy_helper.to_array(inits[cast.input[0]]).astype(helper.tensor_dtype_to_np_dtype(to)), to
+
+    return lookup
+
+
 @dataclass
 class ThumbnailNormGraphs:
     """The two rewritten graphs (serialized ONNX) and the names of their statistics tensors."""
@@ -99,7 +121,7 @@ def thumbnail_norm_graphs(model_bytes: bytes) -> ThumbnailNormGraphs:
 
     base = onnx.load_from_string(model_bytes)
     opset = max((o.version for o in base.opset_import if o.domain in ("", "ai.onnx")), default=17)
-    inits = {t.name: t for t in base.graph.initializer}
+    constant = _constants(base.graph)
     norms = [n for n in base.graph.node if n.op_type == "InstanceNormalization" and n.domain in ("", "ai.onnx")]
     if not norms:
         raise ValueError("model has no InstanceNormalization layers")
@@ -146,9 +168,8 @@ def thumbnail_norm_graphs(model_bytes: bytes) -> ThumbnailNormGraphs:
             rebuilt.append(node)
             continue
         eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
-        scale = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
-        bias = numpy_helper.to_array(inits[node.input[2]]).astype(np.float32)
-        dtype = inits[node.input[1]].data_type  # X's element type (fp32, or fp16 models)
+        (scale, dtype), (bias, _) = constant(node.input[1]), constant(node.input[2])
+        scale, bias = scale.astype(np.float32), bias.astype(np.float32)
         mean, var = f"{STATS_PREFIX}mean_{i}", f"{STATS_PREFIX}var_{i}"
         p = f"{STATS_PREFIX}apply_{i}"
         extra_inits += [

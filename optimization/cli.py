@@ -35,6 +35,7 @@ def _floats(text: str) -> list[float]:
 def build_parser() -> argparse.ArgumentParser:
     from stylecast.optimization.common import ArgumentParser
     from stylecast.optimization.gatys import DEFAULT_STYLE_LAYERS, GatysOptions
+    from stylecast.flags import add_device, add_force, add_quiet
 
     d = GatysOptions()
     p = ArgumentParser(
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--history-size", type=int, default=d.history_size, help="L-BFGS history (memory: 2 x history x 3 x H x W float64 on the CPU: 630 MB at 512x512 with 50)")
     g.add_argument("--init", default=d.init, help="starting image: content, noise, style, or an image FILE")
     g.add_argument("--seed", type=int, default=d.seed, help="random seed (noise init); same seed + same device = same output")
-    g.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
+    add_device(g, d.device)
     g.add_argument("--bf16", action="store_true", help="bf16 autocast for the VGG passes (faster on CPUs with AMX and on GPUs)")
 
     g = p.add_argument_group("losses")
@@ -92,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("output")
     g.add_argument("--save-every", type=int, default=d.save_every, metavar="K", help="also write OUT.iterNNNNN.png every K iterations (0 = never)")
     g.add_argument("--report", default=None, metavar="JSON", help="write per-iteration content/style/TV/total losses and wall time to this JSON file")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_quiet(g)
+    add_force(g, "the output, the report and progress images of an earlier run (removed first)")
     return p
 
 
@@ -101,7 +103,11 @@ def main(argv: list[str]) -> int:
     # torch is imported only after the arguments parsed (fast --help and argument errors)
     import torch
 
-    from stylecast.optimization.gatys import GatysOptions, optimize
+    from stylecast.io import check_new
+    from stylecast.optimization.gatys import GatysOptions, intermediate_files, optimize
+
+    outputs = [args.output, *([args.report] if args.report else [])]
+    check_new(outputs, args.force, earlier=intermediate_files(args.output), inputs=[args.content, *args.styles])
 
     options = GatysOptions(
         size=args.size, style_scale=args.style_scale, style_size=args.style_size, iterations=args.iterations,

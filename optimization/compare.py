@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import re
 import statistics
 import time
 from dataclasses import dataclass
@@ -36,9 +37,12 @@ from stylecast.losses.images import to_tensor
 from stylecast.losses.perceptual import PerceptualLoss
 from stylecast.losses.vgg import load_vgg
 from stylecast.optimization.gatys import GatysOptions, optimize
-from stylecast.optimization.loop import Step, resolve_device
+from stylecast.optimization.common import device as torch_device
+from stylecast.optimization.loop import Step
 from stylecast.errors import UserError
-from stylecast.images import array_to_pil, atomic_write_bytes, load_image, pil_to_array, save_image
+from stylecast.flags import DEVICE_HELP, ArgumentParser, add_device, add_force, add_quiet
+from stylecast.images import array_to_pil, load_image, pil_to_array
+from stylecast.io import RunOutputs, check_new
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +59,8 @@ class CompareOptions:
     backend: str = "ort"  # the fast net's runtime: ort | openvino | auto
     repeats: int = 3  # timed runs of the fast net (after one warm-up); the median is reported
     seed: int = 0
-    force: bool = False  # proceed when the style image is not the one the model records
+    allow_style_mismatch: bool = False  # proceed when the style image is not the one the model records
+    overwrite: bool = False  # replace an earlier report in out_dir (its files are removed first)
     progress: bool = True
     # An earlier compare folder whose optimizer runs are reused instead of re-run: the optimizer's
     # curve depends on the objective, photos, size, start and seed, never on the net, so one slow
@@ -129,13 +134,38 @@ def resolve_model(style: str, models_dir: str | Path) -> Path:
     return StyleRegistry(models_dir).path(style)
 
 
-def check_style_image(metadata: dict[str, str], style_image: Path, force: bool) -> None:
+def check_style_image(metadata: dict[str, str], style_image: Path, allow_mismatch: bool) -> None:
     recorded = metadata.get("style_image", "")
     if recorded and recorded != style_image.name:
         msg = f"{style_image}: the model was trained on {recorded!r}, not {style_image.name!r}"
-        if not force:
-            raise UserError(msg + " (pass --force to compare anyway)")
-        log.warning("%s; comparing anyway (--force)", msg)
+        if not allow_mismatch:
+            raise UserError(msg + " (pass --allow-style-mismatch to compare anyway)")
+        log.warning("%s; comparing anyway (--allow-style-mismatch)", msg)
+
+
+# What a report folder holds: the fixed files, and per photo STEM.fast.png and STEM.slowNNNN.png.
+REPORT_FILES = ("report.json", "report.md", "grid.png", "loss_vs_time.png")
+_REPORT_IMAGE = re.compile(r".+\.(fast|slow\d{4,})\.png")
+
+
+def report_files(out_dir: Path) -> list[Path]:
+    """The files in `out_dir` that a compare run writes (an earlier run's, before this one)."""
+    if not out_dir.is_dir():
+        return []
+    return sorted(p for p in out_dir.iterdir() if p.is_file() and (p.name in REPORT_FILES or _REPORT_IMAGE.fullmatch(p.name)))
+
+
+def check_report_folder(out_dir: Path, overwrite: bool) -> None:
+    """The overwrite rule for a report folder: a non-empty one is refused unless `overwrite`
+    (--force); then the earlier report's files are removed (not other files), so the folder
+    never mixes two runs' images. Checked before any work."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir}: exists and is not a folder")
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return
+    if not overwrite:
+        raise UserError(f"{out_dir}: folder is not empty (use --force to replace an earlier report)")
+    check_new([], True, earlier=report_files(out_dir))
 
 
 def load_reusable(folder: str | Path, settings: dict, o: "CompareOptions", style_image: Path, iterations: list[int]) -> tuple[Path, dict]:
@@ -194,9 +224,10 @@ def compare(
     **overrides,
 ) -> dict:
     """Run both methods on every content image; write report.json, report.md, grid.png,
-    loss_vs_time.png and the output images under out_dir. Returns the report dict."""
-    from stylecast.optimization.compare_report import draw_grid, draw_loss_plot, markdown_report
+    loss_vs_time.png and the output images under out_dir. Returns the report dict.
 
+    out_dir must be empty or new, unless `overwrite` (then an earlier report's files are removed
+    first); a run that fails removes what it wrote."""
     o = dataclasses.replace(options or CompareOptions(), **overrides)
     iterations = sorted({int(k) for k in o.iterations})
     if not contents:
@@ -209,24 +240,33 @@ def compare(
         raise UserError(f"--init must be noise or content, got {o.init!r}")
     style_image = Path(style_image)
     model_path = resolve_model(style, models_dir)
-    try:
-        device = resolve_device(o.device)
-    except ValueError as exc:
-        raise UserError(f"--device: {exc}") from None
-    stylizer = Stylizer(model_path, backend=o.backend, device="cuda" if device.type == "cuda" else "cpu")
+    device = torch_device(o.device)
+    stylizer = Stylizer(model_path, backend=o.backend, device=str(device) if device.type == "cuda" else "cpu")
     meta = stylizer.metadata
-    check_style_image(meta, style_image, o.force)
+    check_style_image(meta, style_image, o.allow_style_mismatch)
     style_size = int(meta.get("style_size") or o.size)
     style_arr = load_image(style_image, style_size)
     content_arrs = [(Path(c), load_image(c, int(o.size))) for c in contents]  # all read before any work
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if o.reuse and Path(o.reuse).resolve() in (out_dir.resolve(), (out_dir / "report.json").resolve()):
+        raise UserError(f"--reuse: {o.reuse} is the output folder itself; write the new report elsewhere")
+    check_report_folder(out_dir, o.overwrite)
+    # A failed run (a write error, a bad model output...) removes what it wrote.
+    with RunOutputs() as outputs:
+        outputs.folder(out_dir)
+        return _run(content_arrs, style_arr, style_image, stylizer, model_path, iterations, device, o, out_dir, outputs)
 
+
+def _run(content_arrs, style_arr, style_image, stylizer: Stylizer, model_path, iterations, device, o: CompareOptions, out_dir: Path, outputs: RunOutputs) -> dict:
+    """Both methods on every image, every output scored and saved; the report written last."""
+    from stylecast.optimization.compare_report import draw_grid, draw_loss_plot, markdown_report
+
+    meta = stylizer.metadata
     evaluator = Evaluator(meta, style_arr, device)
     reused = load_reusable(o.reuse, evaluator.settings(), o, style_image, iterations) if o.reuse else None
     gatys = GatysOptions(
         size=int(o.size),
-        style_size=style_size,
+        style_size=int(meta.get("style_size") or o.size),
         iterations=iterations[-1],
         optimizer="lbfgs",
         content_weight=evaluator.loss.content_weight,
@@ -248,43 +288,15 @@ def compare(
         while stem in used_names:
             stem += "_"
         used_names.add(stem)
-        fast_img, fast_s = _time_fast(stylizer, content, o.repeats)
-        fast_img = as_saved(fast_img)
-        save_image(fast_img, out_dir / f"{stem}.fast.png")
-        fast_losses = evaluator(fast_img, content)
-
-        if reused is not None:
-            curve, snapshots = _reused_slow(*reused, path, iterations)
-        else:
-            curve, snapshots = _slow_run(content, style_arr, gatys, evaluator, iterations)
-        slow = []
-        for k in iterations:
-            if k not in snapshots:
-                continue  # interrupted or stopped early
-            img = as_saved(snapshots[k])
-            save_image(img, out_dir / f"{stem}.slow{k:04d}.png")
-            at = next((r for r in curve if r["iteration"] == k), None)
-            slow.append({"iterations": k, "seconds": at["seconds"] if at else None, "losses": evaluator(img, content)})
-        match = first_match(curve, fast_losses["total"])
-        rows.append({
-            "name": path.name,
-            "size": list(content.shape[:2]),
-            "fast": {"seconds": fast_s, "losses": fast_losses, "file": f"{stem}.fast.png"},
-            "slow": slow,
-            "curve": curve,
-            "match_iteration": match["iteration"] if match else None,
-            "match_seconds": match["seconds"] if match else None,
-            # unmatched: the ratio is a lower bound (the optimizer had not caught up at its last step)
-            "speedup_at_equal_loss": (match or curve[-1])["seconds"] / fast_s if fast_s > 0 else None,
-            "speedup_is_lower_bound": match is None,
-        })
-        tiles.append((path.name, content, fast_img, [(s["iterations"], as_saved(snapshots[s["iterations"]])) for s in slow]))
+        row, tile = _compare_one(path.name, stem, content, style_arr, stylizer, evaluator, gatys, iterations, o.repeats, out_dir, outputs, reused)
+        rows.append(row)
+        tiles.append(tile)
 
     report = _summarize(rows, meta, model_path, style_image, o, evaluator.settings(), stylizer)
-    atomic_write_bytes(out_dir / "report.json", (json.dumps(report, indent=2) + "\n").encode())
-    atomic_write_bytes(out_dir / "report.md", markdown_report(report).encode())
-    save_image(draw_grid(tiles, style_arr, iterations), out_dir / "grid.png")
-    save_image(draw_loss_plot(report), out_dir / "loss_vs_time.png")
+    outputs.write_bytes(out_dir / "report.json", (json.dumps(report, indent=2) + "\n").encode())
+    outputs.write_bytes(out_dir / "report.md", markdown_report(report).encode())
+    outputs.save_image(draw_grid(tiles, style_arr, iterations), out_dir / "grid.png")
+    outputs.save_image(draw_loss_plot(report), out_dir / "loss_vs_time.png")
     return report
 
 
@@ -298,6 +310,40 @@ def _slow_run(content, style_arr, gatys: GatysOptions, evaluator: Evaluator, ite
 
     result = optimize(content, style_arr, gatys, callbacks=[keep], vgg=evaluator.loss.vgg)
     return [{"iteration": r["iteration"], "seconds": r["time"], "total": r["total"]} for r in result.history], snapshots
+
+
+def _compare_one(name, stem, content, style_arr, stylizer, evaluator, gatys, iterations, repeats, out_dir: Path, outputs: RunOutputs, reused=None):
+    """One photo: the net (timed), the optimizer's checkpoints (run, or reused), all scored -> (report row, grid tile)."""
+    fast_img, fast_s = _time_fast(stylizer, content, repeats)
+    fast_img = as_saved(fast_img)
+    outputs.save_image(fast_img, out_dir / f"{stem}.fast.png")
+    fast_losses = evaluator(fast_img, content)
+    if reused is not None:
+        curve, snapshots = _reused_slow(*reused, Path(name), iterations)
+    else:
+        curve, snapshots = _slow_run(content, style_arr, gatys, evaluator, iterations)
+    slow = []
+    for k in iterations:
+        if k not in snapshots:
+            continue  # interrupted or stopped early
+        img = as_saved(snapshots[k])
+        outputs.save_image(img, out_dir / f"{stem}.slow{k:04d}.png")
+        at = next((r for r in curve if r["iteration"] == k), None)
+        slow.append({"iterations": k, "seconds": at["seconds"] if at else None, "losses": evaluator(img, content)})
+    match = first_match(curve, fast_losses["total"])
+    row = {
+        "name": name,
+        "size": list(content.shape[:2]),
+        "fast": {"seconds": fast_s, "losses": fast_losses, "file": f"{stem}.fast.png"},
+        "slow": slow,
+        "curve": curve,
+        "match_iteration": match["iteration"] if match else None,
+        "match_seconds": match["seconds"] if match else None,
+        # unmatched: the ratio is a lower bound (the optimizer had not caught up at its last step)
+        "speedup_at_equal_loss": (match or curve[-1])["seconds"] / fast_s if fast_s > 0 else None,
+        "speedup_is_lower_bound": match is None,
+    }
+    return row, (name, content, fast_img, [(s["iterations"], as_saved(snapshots[s["iterations"]])) for s in slow])
 
 
 def _summarize(rows, meta, model_path, style_image, o: CompareOptions, settings, stylizer) -> dict:
@@ -332,7 +378,7 @@ def _summarize(rows, meta, model_path, style_image, o: CompareOptions, settings,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="stylecast compare",
         description="Feed-forward net vs the slow Gatys optimizer on the same images and losses "
         "(Johnson et al. 2016, Table 1 / Fig. 5). Writes report.json, report.md, grid.png and "
@@ -346,12 +392,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=CompareOptions.size, help="longer side of each image (default: 256)")
     p.add_argument("--iterations", default=",".join(map(str, DEFAULT_ITERATIONS)), help="slow-optimizer checkpoints, comma-separated (default: 50,100,200,300,500)")
     p.add_argument("--init", choices=("noise", "content"), default=CompareOptions.init, help="slow optimizer's starting image (default: noise, as in the paper)")
-    p.add_argument("--device", default="auto", help="torch device for the VGG and the optimizer: auto|cpu|cuda")
+    add_device(p, help=f"torch device for the VGG and the optimizer: {DEVICE_HELP}")
     p.add_argument("--backend", choices=("ort", "openvino", "auto"), default="ort", help="runtime of the fast net (default: ort)")
     p.add_argument("--repeats", type=int, default=CompareOptions.repeats, help="timed runs of the fast net (median; default 3)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--force", action="store_true", help="compare even if the style image is not the one the model records")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--allow-style-mismatch", action="store_true", help="compare even if the style image is not the one the model records")
+    add_force(p, "an earlier report in the output folder (its files are removed first)")
+    add_quiet(p, "--no-progress")
     p.add_argument("--reuse", metavar="DIR", help="take the optimizer's runs from an earlier compare folder with the same losses, "
                    "photos, size, --init and --seed instead of running it again (for several nets of one objective)")
     return p
@@ -367,7 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     report = compare(
         args.contents, args.style, args.style_image, args.output,
         CompareOptions(size=args.size, iterations=iterations, init=args.init, device=args.device, backend=args.backend,
-                       repeats=args.repeats, seed=args.seed, force=args.force, progress=not args.no_progress, reuse=args.reuse),
+                       repeats=args.repeats, seed=args.seed, allow_style_mismatch=args.allow_style_mismatch,
+                       overwrite=args.force, progress=not args.quiet, reuse=args.reuse),
         models_dir=args.models_dir,
     )
     s = report["summary"]

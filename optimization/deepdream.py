@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from stylecast.losses.images import to_array, to_tensor
 from stylecast.losses.vgg import VGG, load_vgg
 from stylecast.optimization.common import (
-    ArgumentParser, ImageInput, RunOptions, add_run_arguments, check_layer, check_output, device, positive, read_image, run_options,
+    ArgumentParser, ImageInput, RunOptions, add_run_arguments, check_image_output, check_layer, check_output, device, positive, read_image, run_options,
 )
 from stylecast.optimization.gatys import min_side
 from stylecast.optimization.loop import Callback, optimize_pixels
@@ -369,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    check_image_output(args, args.image, *([args.guide] if args.guide else []))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     options = DreamOptions(
         layer=args.layer, channel=args.channel, guide=args.guide, guide_size=args.guide_size, size=args.size,

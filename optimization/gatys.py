@@ -36,10 +36,12 @@ from stylecast.losses.images import to_array, to_tensor
 from stylecast.losses.perceptual import GATYS_CONTENT_LAYERS, PerceptualLoss, parse_layers
 from stylecast.losses.vgg import VGG, load_vgg
 from stylecast.optimization.common import ImageInput, read_image
-from stylecast.optimization.loop import Callback, LoopResult, Step, optimize_pixels, resolve_device
+from stylecast.optimization.common import device as torch_device
+from stylecast.optimization.loop import Callback, LoopResult, Step, optimize_pixels
 from stylecast import color
 from stylecast.errors import UserError
-from stylecast.images import atomic_write_bytes, format_for_path, open_image, save_image
+from stylecast.images import format_for_path, open_image
+from stylecast.io import RunOutputs, check_folder
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +151,7 @@ def validate(options: GatysOptions, n_styles: int) -> dict[str, dict[str, float]
             raise UserError(f"--{key.replace('_', '-')}: {exc}") from None
         if any(w < 0 or not np.isfinite(w) for w in layers[key].values()):
             raise UserError(f"--{key.replace('_', '-')}: layer weights must be non-negative numbers")
-    try:
-        resolve_device(o.device)
-    except (ValueError, RuntimeError) as exc:
-        raise UserError(f"--device: {exc}") from None
+    torch_device(o.device)
     return layers
 
 
@@ -286,6 +285,15 @@ def intermediate_path(output: Path, iteration: int) -> Path:
     return output.with_name(f"{output.stem}.iter{iteration:05d}{output.suffix}")
 
 
+def intermediate_files(output: str | os.PathLike) -> list[Path]:
+    """The progress images (out.iterNNNNN.png) beside `output`: what an earlier run left."""
+    output = Path(output)
+    pattern = re.compile(re.escape(output.stem) + r"\.iter\d{5,}" + re.escape(output.suffix))
+    if not output.parent.is_dir():
+        return []
+    return sorted(p for p in output.parent.iterdir() if pattern.fullmatch(p.name))
+
+
 def optimize(
     content: ImageInput,
     styles: ImageInput | Sequence[ImageInput],
@@ -313,9 +321,9 @@ def optimize(
     layers = validate(options, len(style_list))
     if output is not None:
         format_for_path(output)
-        _check_dir(output, "output")
+        check_folder(output, "output")
     if report is not None:
-        _check_dir(report, "--report")
+        check_folder(report, "--report")
     if options.save_every and output is None:
         raise UserError("save_every needs an output path for the intermediate images")
     _check_init(options)
@@ -324,10 +332,22 @@ def optimize(
 
     content_full = read_image(content, None, "content")
     styles_full = [read_image(s, None, f"style {i + 1}") for i, s in enumerate(style_list)]
+    # A failed write (or any error) removes every file this run wrote: intermediates included.
+    with RunOutputs() as outputs:
+        out = _run_scales(content_full, styles_full, layers, options, vgg, callbacks, output, outputs)
+        if output is not None:
+            outputs.save_image(out.image, output)
+        if report is not None:
+            write_report(report, out, options, content, style_list, outputs=outputs)
+    return out
+
+
+def _run_scales(content_full, styles_full, layers, options: GatysOptions, vgg, callbacks, output, outputs: RunOutputs) -> GatysResult:
+    """The coarse-to-fine optimization (one loop per scale) -> the result, not yet written."""
     sizes = scale_sizes(int(options.size), int(options.scales))
     need = min_side([*layers["content_layers"], *layers["style_layers"]])
 
-    device = resolve_device(options.device)
+    device = torch_device(options.device)
     if vgg is None:
         vgg = load_vgg(options.vgg_weights, pooling=options.pooling)
     vgg.check_layers([*layers["content_layers"], *layers["style_layers"]])
@@ -359,7 +379,7 @@ def optimize(
             start = to_array(F.interpolate(to_tensor(x), size=(h, w), mode="bicubic", align_corners=False))
         cbs = list(callbacks)
         if options.save_every and output is not None:
-            cbs.append(_saver(Path(output), options, content_img, offset))
+            cbs.append(_saver(Path(output), options, content_img, offset, outputs))
         result = optimize_pixels(
             lambda img: loss(img),
             to_tensor(start).to(device),
@@ -383,7 +403,7 @@ def optimize(
 
     assert result is not None and x is not None and content_at_size is not None
     image = postprocess(x, content_at_size, options.preserve_color)
-    out = GatysResult(
+    return GatysResult(
         image=image,
         losses=result.losses,
         history=history,
@@ -394,26 +414,15 @@ def optimize(
         sizes=run_sizes,
         stop_reason=result.stop_reason,
     )
-    if output is not None:
-        save_image(image, output)
-    if report is not None:
-        write_report(report, out, options, content, style_list)
-    return out
 
 
-def _check_dir(path: str | os.PathLike, what: str) -> None:
-    parent = Path(path).parent
-    if not parent.is_dir():
-        raise UserError(f"{what} {path}: folder {parent} does not exist")
-
-
-def _saver(output: Path, options: GatysOptions, content: np.ndarray, offset: int) -> Callback:
+def _saver(output: Path, options: GatysOptions, content: np.ndarray, offset: int, outputs: RunOutputs) -> Callback:
     every = int(options.save_every)
 
     def save(step: Step) -> None:
         i = step.iteration + offset
         if step.iteration > 0 and i % every == 0:
-            save_image(postprocess(to_array(step.image), content, options.preserve_color), intermediate_path(output, i))
+            outputs.save_image(postprocess(to_array(step.image), content, options.preserve_color), intermediate_path(output, i))
 
     return save
 
@@ -422,7 +431,7 @@ def _describe(src: ImageInput) -> str:
     return f"array {tuple(src.shape)}" if isinstance(src, np.ndarray) else str(src)
 
 
-def write_report(path: str | os.PathLike, result: GatysResult, options: GatysOptions, content: ImageInput, styles: Sequence[ImageInput]) -> None:
+def write_report(path: str | os.PathLike, result: GatysResult, options: GatysOptions, content: ImageInput, styles: Sequence[ImageInput], *, outputs: RunOutputs | None = None) -> None:
     opts = dataclasses.asdict(options)
     opts["style_blend"] = list(options.style_blend) if options.style_blend is not None else None
     payload = {
@@ -438,4 +447,4 @@ def write_report(path: str | os.PathLike, result: GatysResult, options: GatysOpt
         "best": {"iteration": result.best_iteration, **result.losses},
         "history": result.history,
     }
-    atomic_write_bytes(path, (json.dumps(payload, indent=1) + "\n").encode())
+    (outputs or RunOutputs()).write_bytes(path, (json.dumps(payload, indent=1) + "\n").encode())

@@ -30,7 +30,7 @@ from stylecast.losses.functional import alpha_norm, content_loss, total_variatio
 from stylecast.losses.images import to_array, to_tensor
 from stylecast.losses.vgg import VGG, load_vgg
 from stylecast.optimization.common import (
-    ArgumentParser, ImageInput, RunOptions, add_run_arguments, check_layer, check_output, device, positive, psnr, read_image, run_options,
+    ArgumentParser, ImageInput, RunOptions, add_run_arguments, check_image_output, check_layer, check_output, device, positive, psnr, read_image, run_options,
 )
 from stylecast.optimization.gatys import min_side
 from stylecast.optimization.loop import Callback, optimize_pixels
@@ -192,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    check_image_output(args, args.image)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     options = InversionOptions(
         layer=args.layer, size=args.size or None, iterations=args.iterations, optimizer=args.optimizer, lr=args.lr,

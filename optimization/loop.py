@@ -76,6 +76,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but torch sees no CUDA GPU (use --device cpu or auto)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r} requested but torch sees {torch.cuda.device_count()} CUDA GPU(s): cuda:0..cuda:{torch.cuda.device_count() - 1}")
     return dev
 
 

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from stylecast.losses.images import to_array
 from stylecast.losses.vgg import VGG, load_vgg
-from stylecast.optimization.common import ArgumentParser, RunOptions, add_run_arguments, check_layer, check_output, device, positive, run_options
+from stylecast.optimization.common import ArgumentParser, RunOptions, add_run_arguments, check_image_output, check_layer, check_output, device, positive, run_options
 from stylecast.optimization.gatys import min_side
 from stylecast.optimization.loop import Callback, optimize_pixels
 from stylecast.errors import UserError
@@ -268,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    check_image_output(args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     options = VisualizeOptions(
         layer=args.layer, channel=args.channel, size=args.size, iterations=args.iterations, lr=args.lr,

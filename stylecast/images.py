@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Union
 
@@ -18,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from stylecast.errors import UserError
+from stylecast.io import atomic_write_bytes  # noqa: F401  (the one atomic writer; re-exported)
 
 Source = Union[str, os.PathLike, bytes]
 
@@ -100,16 +100,21 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def longer_side_shape(height: int, width: int, size: int) -> tuple[int, int]:
+    """(height, width) scaled so the longer side is `size`, aspect kept, no side below 1 px."""
+    if size < 1:
+        raise UserError(f"size must be a positive number of pixels, got {size}")
+    scale = size / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
 def resize_longer(img: Image.Image, size: int | None) -> Image.Image:
     """Resize so the longer side is `size` (aspect kept). None keeps the image as is."""
     if size is None:
         return img
-    if size < 1:
-        raise UserError(f"size must be a positive number of pixels, got {size}")
     w, h = img.size
-    scale = size / max(w, h)
-    new = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return img if new == (w, h) else img.resize(new, Image.Resampling.LANCZOS)
+    new_h, new_w = longer_side_shape(h, w, size)
+    return img if (new_w, new_h) == (w, h) else img.resize((new_w, new_h), Image.Resampling.LANCZOS)
 
 
 def pil_to_array(img: Image.Image) -> np.ndarray:
@@ -155,28 +160,6 @@ def format_for_path(path: str | os.PathLike) -> str:
     if suffix not in SAVE_FORMATS:
         raise UserError(f"{path}: unsupported output format {suffix or '(none)'!r}; use one of {', '.join(SAVE_FORMATS)}")
     return SAVE_FORMATS[suffix]
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write via a temp file in the same folder + rename, so readers never see half a file."""
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise UserError(f"{path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        # mkstemp creates 0600; give the file the mode a plain open() would (0666 minus umask)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def save_image(arr: np.ndarray | Image.Image, path: str | os.PathLike, quality: int = 92) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -110,3 +111,21 @@ def style_models(tmp_path_factory) -> Path:
                   style_weight=5.0, tv_weight=1e-6, content_layers="relu2_2", style_layers="relu1_2,relu2_2")
         export_onnx(net, folder / f"{name}.onnx", metadata_from_checkpoint(hp, 123, style_name=name))
     return folder
+
+
+@contextlib.contextmanager
+def file_size_limit(nbytes: int):
+    """`ulimit -f` for this process: a write past `nbytes` fails with EFBIG ("File too large")
+    instead of killing the process (SIGXFSZ ignored). Works as root, where permissions do not
+    stop a write. Keep what the test itself prints small while it holds."""
+    import resource
+    import signal
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old_handler)

@@ -147,7 +147,7 @@ def test_style_image_mismatch(setup, tmp_path):
 
     other = tmp_path / "other.png"
     save_image(np.zeros((32, 32, 3), np.float32), other)
-    with pytest.raises(UserError, match="trained on 'stripes.png', not 'other.png'.*--force"):
+    with pytest.raises(UserError, match="trained on 'stripes.png', not 'other.png'.*--allow-style-mismatch"):
         compare([root / "photo0.png"], str(root / "stripes.onnx"), other, tmp_path / "r", iterations=(2,), size=64, progress=False)
     assert not (tmp_path / "r").exists()
 

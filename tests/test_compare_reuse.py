@@ -51,5 +51,8 @@ def test_reuse_refuses_runs_that_are_not_this_one(setup, tmp_path):  # noqa: F81
         compare([root / "photo0.png"], model, style, tmp_path / "c", size=64, **{**args, "iterations": (3, 9)})
     with pytest.raises(UserError, match=r"has no optimizer run for stripes.png"):
         compare([style], model, style, tmp_path / "d", size=64, **args)
+    with pytest.raises(UserError, match=r"is the output folder itself"):
+        compare([root / "photo0.png"], model, style, root / "report", size=64, overwrite=True, **args)
+    assert (root / "report" / "report.json").is_file()
     with pytest.raises(UserError, match=r"not a readable compare report"):
         compare([root / "photo0.png"], model, style, tmp_path / "e", size=64, **{**args, "reuse": str(tmp_path)})

@@ -161,7 +161,7 @@ def test_cli_export_and_errors(ckpt, tmp_path, capsys):
 def test_checkpoint_with_wrong_shapes_is_user_error(tmp_path):
     net = textured_net(0.5, 2)
     path = fake_checkpoint(tmp_path / "c.ckpt", net)
-    ckpt = torch.load(path, weights_only=False)
+    ckpt = torch.load(path, weights_only=True)
     ckpt["hyper_parameters"]["width"] = 1.0  # weights are for width 0.5
     torch.save(ckpt, path)
     with pytest.raises(UserError, match="do not fit"):
@@ -216,3 +216,43 @@ def test_failed_parity_writes_nothing_and_keeps_existing_file(tmp_path):
     res = export.export_checkpoint(ckpt, out, exporter="legacy")
     assert 0 < max(res["parity"].values()) < export.FP32_TOLERANCE
     assert out.read_bytes()[:4] != b"prev"
+
+
+class _Payload:
+    """Unpickling this runs code: what a hostile .ckpt does under weights_only=False."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('code ran')",))
+
+
+def test_checkpoint_with_a_pickle_payload_is_refused_without_running_it(ckpt, tmp_path, capsys):
+    # issue 15.2: export unpickled with weights_only=False, which executed the payload.
+    marker = tmp_path / "marker.txt"
+    evil = tmp_path / "evil.ckpt"
+    good = torch.load(ckpt, weights_only=True)
+    good["hyper_parameters"]["recipe"] = _Payload(marker)
+    torch.save(good, evil)
+    assert stylecast_main(["export", str(evil), "-o", str(tmp_path / "evil.onnx"), "--no-check"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "evil.ckpt" in err and "weights_only" not in err
+    assert not marker.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.ckpt"]
+
+
+def test_every_torch_load_is_weights_only():
+    # One grep-level guard for the whole tree (issue 15.2): no torch.load may unpickle code.
+    import re
+
+    from conftest import ROOT
+
+    offenders = []
+    for path in ROOT.rglob("*.py"):
+        if any(part in (".venv", "build", "node_modules") or part.startswith(".") for part in path.relative_to(ROOT).parts):
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"\btorch\.load\(", line) and "weights_only=True" not in line:
+                offenders.append(f"{path.relative_to(ROOT)}:{n}")
+    assert offenders == []

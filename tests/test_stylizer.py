@@ -360,3 +360,84 @@ def test_cli_styles(style_models, tmp_path, capsys):
     (tmp_path / "broken.onnx").write_bytes(b"x")
     assert stylecast_main(["styles", "--models-dir", str(tmp_path)]) == 0
     assert "broken  INVALID" in capsys.readouterr().out
+
+
+# --- a model whose metadata is valid but whose output is wrong (issue 15.7) ------------------
+
+
+def _contract_model(path, kind: str):
+    """A tiny ONNX model with the contract's names and metadata whose output is `kind`:
+    identity (fine), half (a Resize halving H and W), nan (0/0), range (x * 255)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from stylecast.inference.contract import REQUIRED_METADATA
+
+    inits, nodes = [], []
+    if kind == "identity":
+        nodes.append(helper.make_node("Identity", ["content"], ["stylized"]))
+    elif kind == "half":
+        inits.append(numpy_helper.from_array(np.array([1, 1, 0.5, 0.5], np.float32), "scales"))
+        nodes.append(helper.make_node("Resize", ["content", "", "scales"], ["stylized"], mode="linear"))
+    elif kind == "nan":
+        inits.append(numpy_helper.from_array(np.array(0.0, np.float32), "zero"))
+        nodes += [helper.make_node("Sub", ["content", "content"], ["d"]), helper.make_node("Div", ["d", "zero"], ["stylized"])]
+    elif kind == "range":
+        inits.append(numpy_helper.from_array(np.array(255.0, np.float32), "k"))
+        nodes.append(helper.make_node("Mul", ["content", "k"], ["stylized"]))
+    graph = helper.make_graph(nodes, kind, [helper.make_tensor_value_info("content", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
+                              [helper.make_tensor_value_info("stylized", TensorProto.FLOAT, ["batch", 3, None, None])], inits)  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    for key in REQUIRED_METADATA:
+        model.metadata_props.add(key=META_PREFIX + key, value="test")
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("kind, why", [("half", r"output is 1x3x16x24 for a 1x3x32x48 input"), ("nan", "NaN"), ("range", r"outside \[0, 1\]")])
+def test_model_with_wrong_output_is_refused_at_load(tmp_path, kind, why):
+    ok = Stylizer(_contract_model(tmp_path / "ok.onnx", "identity"), backend="ort")
+    assert ok(smooth_image(20, 30)).shape == (20, 30, 3)
+    bad = _contract_model(tmp_path / f"{kind}.onnx", kind)
+    with pytest.raises(UserError, match=f"{kind}.onnx: .*{why}"):
+        Stylizer(bad, backend="ort")
+
+
+def test_wrong_output_refused_by_cli_and_registry_reload(tmp_path, capsys):
+    models = tmp_path / "models"
+    models.mkdir()
+    _contract_model(models / "s.onnx", "identity")
+    reg = StyleRegistry(models, backend="ort")
+    old = reg.get("s")
+    _contract_model(models / "s.onnx", "half")
+    with pytest.raises(UserError, match="s.onnx: "):
+        reg.reload("s")
+    assert reg.get("s") is old  # the good model keeps serving
+    _save(smooth_image(20, 20), tmp_path / "p.png")
+    assert stylecast_main(["stylize", str(tmp_path / "p.png"), "-s", str(models / "s.onnx"), "-o", str(tmp_path / "o.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "s.onnx" in err and "16x24" in err
+    assert not (tmp_path / "o.png").exists()
+    # the check itself, on a bare ONNX Runtime session (what the server's reload can call)
+    from stylecast.inference.stylizer import check_model
+
+    nan = _contract_model(tmp_path / "n.onnx", "nan")
+    with pytest.raises(UserError, match="n.onnx: .*NaN"):
+        check_model(_session(nan), nan)
+
+
+def _session(path):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def test_cli_file_name_for_several_inputs_is_refused(style_models, tmp_path, capsys):
+    # issue 15.8: `-o out/one.png` with two inputs made a folder named one.png
+    _save(smooth_image(20, 20), tmp_path / "a.png")
+    _save(smooth_image(20, 20, 1), tmp_path / "b.png")
+    rc = stylecast_main(["stylize", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-s", str(style_models / "slim.onnx"),
+                         "-o", str(tmp_path / "out" / "one.png")])  # fmt: skip
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "one.png" in err and "2 inputs" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]

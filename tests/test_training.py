@@ -256,7 +256,7 @@ def test_nan_loss_stops_before_a_poisoned_checkpoint(photos, style, tmp_path):
         trainer.fit(module, tiny_data(photos, val_images=0))
     saved = sorted(p.name for p in (tmp_path / "ckpt").glob("*.ckpt"))
     assert "epoch=0-step=3.ckpt" in saved and not any("step=4" in n for n in saved)
-    last = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)
+    last = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 3
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values())
 
@@ -269,7 +269,7 @@ def test_checkpoint_holds_only_the_transformer_and_the_exporter_hparams(photos, 
     code = train_main(cli_args(photos, style, out, "--steps", "2", "--trainer.val_check_interval", "2", "--model.recipe", "tiny"))
     assert code == 0
     ckpt_path = out / "checkpoints" / "last.ckpt"
-    ckpt = torch.load(ckpt_path, weights_only=False)
+    ckpt = torch.load(ckpt_path, weights_only=True)
     keys = list(ckpt["state_dict"])
     assert keys and all(k.startswith("net.") for k in keys)
     assert not any("vgg" in k or "style_target" in k or "loss." in k for k in keys)
@@ -295,8 +295,8 @@ def test_resume_continues_the_step_count_and_matches_a_straight_run(photos, styl
     assert train_main(cli_args(photos, style, tmp_path / "straight", "--steps", "7", *common)) == 0
     assert train_main(cli_args(photos, style, tmp_path / "resumed", "--steps", "3", *common)) == 0
     assert train_main(cli_args(photos, style, tmp_path / "resumed", "--steps", "7", "--ckpt_path", "last", *common)) == 0
-    straight = torch.load(tmp_path / "straight" / "checkpoints" / "last.ckpt", weights_only=False)
-    resumed = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=False)
+    straight = torch.load(tmp_path / "straight" / "checkpoints" / "last.ckpt", weights_only=True)
+    resumed = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
     assert straight["global_step"] == resumed["global_step"] == 7
     assert (tmp_path / "resumed" / "checkpoints" / "step-000003.ckpt").exists()
     assert (tmp_path / "resumed" / "checkpoints" / "step-000006.ckpt").exists()
@@ -392,10 +392,52 @@ def test_ddp_two_cpu_processes_on_gloo_agree_on_weights(photos, style, tmp_path)
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert (r0["rank"], r1["rank"], r0["world"], r0["step"], r1["step"]) == (0, 1, 2, 3, 3)
     assert r0["seen"] != r1["seen"]  # the two processes trained on different photos ...
     for key, value in r0["net"].items():  # ... and still hold the same weights (gradients all-reduced)
         torch.testing.assert_close(r1["net"][key], value, atol=0, rtol=0, msg=key)
     init = TransformerNet(width=0.25, residual_blocks=1)
     assert any(not torch.equal(init.state_dict()[k], v) for k, v in r0["net"].items())
+
+
+def test_resume_after_a_kill_during_a_checkpoint_write(photos, style, tmp_path):
+    """Issue 15.8: kill -9 while last.ckpt of step 4 was being written. What is left: last.ckpt
+    of step 2, a 0-byte temp file, and step-000004.ckpt (saved just before last.ckpt). Resuming
+    redoes steps 3-4: the stale temp file is removed and step 4's checkpoint is overwritten,
+    not versioned beside the first (step-000004-v1.ckpt)."""
+    common = ["--checkpoint.every_n_train_steps", "2", "--trainer.val_check_interval", "100", "--trainer.num_sanity_val_steps", "0"]
+    run = tmp_path / "run"
+    assert train_main(cli_args(photos, style, run, "--steps", "4", *common)) == 0
+    ckpts = run / "checkpoints"
+    (ckpts / "last.ckpt").write_bytes((ckpts / "step-000002.ckpt").read_bytes())
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    stale = ckpts / f".last.ckpt.{proc.pid}.tmp"
+    stale.write_bytes(b"")
+    first = (ckpts / "step-000004.ckpt").stat().st_mtime_ns
+    assert train_main(cli_args(photos, style, run, "--steps", "4", "--ckpt_path", "last", *common)) == 0
+    names = sorted(p.name for p in ckpts.iterdir())
+    assert names == ["last.ckpt", "step-000002.ckpt", "step-000004.ckpt"], names
+    assert (ckpts / "step-000004.ckpt").stat().st_mtime_ns > first
+    assert torch.load(ckpts / "step-000004.ckpt", weights_only=True)["global_step"] == 4
+
+
+def test_a_new_run_refuses_an_earlier_runs_checkpoints_unless_forced(photos, style, tmp_path, capsys):
+    """The overwrite rule of every command, for a run folder (issue 14): step checkpoints are
+    overwritten, not versioned, so a fresh launch must not mix its files with an earlier run's."""
+    from stylecast.cli import main as stylecast_main
+
+    run = tmp_path / "run"
+    common = ["--steps", "2", "--checkpoint.every_n_train_steps", "1", "--trainer.val_check_interval", "2"]
+    assert train_main(cli_args(photos, style, run, *common)) == 0
+    (run / "checkpoints" / "step-000099.ckpt").write_bytes(b"from the earlier run")
+    capsys.readouterr()
+    assert stylecast_main(["train", *cli_args(photos, style, run, *common)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "4 checkpoint(s) of an earlier run" in err and "--ckpt_path last" in err and "--force" in err
+    # --force starts over: the earlier run's checkpoints are gone; -q and --style-image are accepted
+    args = cli_args(photos, style, run, *common, "--force", "-q")
+    args[args.index("--style")] = "--style-image"
+    assert train_main(args) == 0
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt", "step-000001.ckpt", "step-000002.ckpt"]

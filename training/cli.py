@@ -3,12 +3,14 @@
 Everything LightningCLI offers works: --config recipe.yaml (several allowed, later ones win),
 --print_config, --trainer.*, --model.*, --data.*, --checkpoint.* (the ModelCheckpoint). On top:
 
-  --style PAINTING     = --model.style_image PAINTING
+  --style PAINTING     = --model.style_image PAINTING (--style-image: compare's name for it)
   --data FOLDER        = --data.root FOLDER (a folder; `--data file.yaml` still loads a data config)
   --out RUN_DIR        = --trainer.default_root_dir RUN_DIR (default runs/<style name>)
   --steps N            = --trainer.max_steps N
   --recipe NAME        = --config <installed training/configs/NAME.yaml>; --config NAME works too
+  -q, --quiet          = --trainer.enable_progress_bar false
   --ckpt_path last     resume from RUN_DIR/checkpoints/last.ckpt (step count, optimizer, data stream)
+  --force              start over in a run folder that holds an earlier run's checkpoints
 
 A run folder holds checkpoints/ (last.ckpt + step-NNNNNN.ckpt every --checkpoint.every_n_train_steps,
 written atomically), images/ (a validation grid every --trainer.val_check_interval steps),
@@ -20,7 +22,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -35,6 +36,8 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from stylecast.errors import UserError
+from stylecast.io import atomic_path, make_folder, remove_stale_temp_files, write_error
+from stylecast.training.checkpoints import load_checkpoint_file
 from stylecast.training.data import PhotoDataModule
 from stylecast.training.module import StyleTransferModule
 
@@ -59,6 +62,9 @@ CHECKPOINT_DEFAULTS: dict[str, Any] = {
     "checkpoint.save_top_k": -1,
     "checkpoint.filename": "step-{step:06d}",
     "checkpoint.auto_insert_metric_name": False,
+    # A resumed run that redoes a step (killed after step-N.ckpt but before last.ckpt landed)
+    # overwrites step-N.ckpt instead of writing step-N-v1.ckpt beside it (issue 15.8).
+    "checkpoint.enable_version_counter": False,
 }
 
 
@@ -75,7 +81,13 @@ def _recipe_path(name: str) -> str:
     return name  # let jsonargparse report the missing file
 
 
-SHORTHANDS = {"--style": "--model.style_image", "--out": "--trainer.default_root_dir", "--steps": "--trainer.max_steps"}
+SHORTHANDS = {
+    "--style": "--model.style_image",
+    "--style-image": "--model.style_image",  # the painting's name in `stylecast compare`
+    "--out": "--trainer.default_root_dir",
+    "--steps": "--trainer.max_steps",
+}
+FLAGS = {"-q": ["--trainer.enable_progress_bar", "false"], "--quiet": ["--trainer.enable_progress_bar", "false"]}
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -86,7 +98,9 @@ def expand_shorthands(argv: list[str]) -> list[str]:
     while i < len(argv):
         arg = argv[i]
         name, eq, value = arg.partition("=")
-        if name in SHORTHANDS or name in ("--data", "--recipe", "--config", "-c"):
+        if arg in FLAGS:
+            out += FLAGS[arg]
+        elif name in SHORTHANDS or name in ("--data", "--recipe", "--config", "-c"):
             if not eq:
                 if i + 1 == len(argv):
                     out.append(arg)  # missing value: let the parser say so
@@ -107,25 +121,26 @@ def expand_shorthands(argv: list[str]) -> list[str]:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """torch.save to a temp file in the checkpoint's own folder, then rename over the target.
+    """torch.save to a temp file in the checkpoint's own folder, then rename over the target;
+    loads (resume) with the restricted unpickler.
 
-    Lightning's default goes through fsspec, whose local "transaction" writes the temp file in
-    /tmp and *copies* it across file systems (node-local /tmp -> shared cluster storage), which is
-    not atomic at the destination. Remote URLs (s3://, ...) keep Lightning's path.
+    Lightning's default save goes through fsspec, whose local "transaction" writes the temp file
+    in /tmp and *copies* it across file systems (node-local /tmp -> shared cluster storage), which
+    is not atomic at the destination. Remote URLs (s3://, ...) keep Lightning's path.
     """
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options: Optional[Any] = None) -> None:
         if "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
+        make_folder(path.parent)
+        with atomic_path(path) as tmp:
             torch.save(checkpoint, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+
+    def load_checkpoint(self, path, map_location: Optional[Any] = None, weights_only: Optional[bool] = None) -> dict:
+        if "://" in str(path):
+            return super().load_checkpoint(path, map_location=map_location, weights_only=True)
+        return load_checkpoint_file(path, map_location=map_location or (lambda storage, loc: storage))
 
 
 class FinalOutputs(Callback):
@@ -147,6 +162,34 @@ class FinalOutputs(Callback):
             pl_module.on_validation_epoch_end()
 
 
+class StaleTempFiles(Callback):
+    """A checkpoint save killed mid-write (kill -9, OOM killer, node lost) leaves its temp file;
+    the next run in the folder removes those of processes that no longer run (issue 15.8)."""
+
+    def on_fit_start(self, trainer: Trainer, pl_module: StyleTransferModule) -> None:
+        ckpt = trainer.checkpoint_callback
+        if trainer.is_global_zero and isinstance(ckpt, ModelCheckpoint) and ckpt.dirpath:
+            for path in remove_stale_temp_files(ckpt.dirpath):
+                log.info("removed %s, left by an interrupted checkpoint write", path)
+
+
+def check_earlier_run(checkpoints: Path, root: Path, *, resume: bool, force: bool) -> None:
+    """The overwrite rule of every stylecast command, for a run folder: a new (not resumed) run
+    does not write over an earlier run's checkpoints unless --force, which removes them and the
+    earlier validation grids first (step checkpoints are overwritten, not versioned, so the two
+    runs' files would otherwise mix). Logs stay: each launch has its own logs/version_N."""
+    earlier = sorted(checkpoints.glob("*.ckpt")) if checkpoints.is_dir() and not resume else []
+    if not earlier:
+        return
+    if not force:
+        raise UserError(
+            f"{checkpoints}: holds {len(earlier)} checkpoint(s) of an earlier run; resume it with "
+            "--ckpt_path last, or start over with --force (removes them)"
+        )
+    for path in [*earlier, *sorted((root / "images").glob("step_*.png"))]:
+        path.unlink(missing_ok=True)
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
     """jsonargparse's help, with the description's line breaks kept."""
 
@@ -159,6 +202,7 @@ class StyleTrainCLI(LightningCLI):
             default=None,
             help="resume training: a checkpoint file, or 'last' for the run folder's checkpoints/last.ckpt",
         )
+        parser.add_argument("--force", action="store_true", help="start over in a run folder that holds an earlier run's checkpoints (removes them)")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(CHECKPOINT_DEFAULTS)
         # The exporter reads image_size from the checkpoint's hyper_parameters.
@@ -175,6 +219,7 @@ class StyleTrainCLI(LightningCLI):
         root = Path(cfg.trainer.default_root_dir)
         if not cfg.checkpoint.dirpath:
             cfg.checkpoint.dirpath = str(root / "checkpoints")
+        check_earlier_run(Path(cfg.checkpoint.dirpath), root, resume=bool(cfg.ckpt_path), force=bool(cfg.force))
         accelerator = str(cfg.trainer.accelerator)
         if torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda"):
             if cfg.trainer.precision == "bf16-mixed" and not torch.cuda.is_bf16_supported():
@@ -193,7 +238,7 @@ class StyleTrainCLI(LightningCLI):
         if config.get("logger") in (None, True):
             tensorboard = importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX")
             config["logger"] = (TensorBoardLogger if tensorboard else CSVLogger)(save_dir=str(root), name="logs")
-        callbacks = [*callbacks, FinalOutputs()]
+        callbacks = [*callbacks, StaleTempFiles(), FinalOutputs()]
         trainer = super()._instantiate_trainer(config, callbacks)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
@@ -232,7 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --print_config, or a parse error (already printed)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     trainer = cli.trainer
-    trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
+    try:
+        # weights_only: resuming reads the checkpoint with the restricted unpickler (issue 15.2;
+        # AtomicCheckpointIO.load_checkpoint does so whatever Lightning passes).
+        trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path, weights_only=True)
+    except OSError as exc:
+        # Lightning's own writes (logs, config.yaml) and the data's reads: one line, exit 2.
+        # Checkpoint writes already fail as a UserError naming the file (stylecast.io).
+        raise write_error(exc.filename or trainer.default_root_dir, exc, "I/O error during training") from None
     if trainer.global_rank == 0 and not trainer.interrupted:
         ckpt = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else None
         print(f"trained {trainer.global_step} steps; checkpoint: {ckpt or '(none)'}; images: {Path(trainer.default_root_dir) / 'images'}", file=sys.stderr)

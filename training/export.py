@@ -1,10 +1,10 @@
 """Trained style network -> one self-contained ONNX file, checked against torch.
 
 `stylecast export CKPT -o STYLE.onnx` rebuilds `TransformerNet` from a Lightning checkpoint's
-hyper-parameters and `net.*` weights (plain `torch.load`; Lightning is not imported), exports it
+hyper-parameters and `net.*` weights (`torch.load(weights_only=True)`: no code from the file runs), exports it
 with dynamic batch/height/width, writes the training facts into `metadata_props` (keys and I/O
 names from `inference/contract.py`), runs `onnx.checker` with the full check, and compares ONNX
-Runtime with torch at two sizes before the file appears (temp file + rename).
+Runtime with torch at two sizes before the file appears (`stylecast.io.atomic_path`).
 
 Exporter choice (measured, see the README section "Stylizing with ONNX"): the dynamo exporter
 (`torch.onnx.export(..., dynamo=True)`) is the default; the legacy TorchScript exporter is kept
@@ -28,6 +28,9 @@ import torch
 from stylecast.inference.contract import INPUT_NAME, IO_CONTRACT, META_PREFIX, MIN_SIDE, OUTPUT_NAME, REQUIRED_METADATA
 from stylecast import __version__
 from stylecast.errors import UserError
+from stylecast.flags import ArgumentParser, add_force, add_quiet
+from stylecast.io import atomic_path, check_new
+from stylecast.training.checkpoints import load_checkpoint_file
 from stylecast.training.transformer import TransformerNet
 
 log = logging.getLogger(__name__)
@@ -58,12 +61,7 @@ def parity_tolerance(fp16: bool = False, fp16_weights: bool = False) -> float:
 def load_checkpoint(ckpt_path: str | os.PathLike) -> tuple[TransformerNet, dict[str, Any], int]:
     """(net in eval mode, hyper_parameters, global_step) from a Lightning .ckpt (no Lightning import)."""
     path = Path(ckpt_path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such checkpoint file")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # pickle/zip errors come in many types
-        raise UserError(f"{path}: not a readable torch checkpoint ({type(exc).__name__})") from None
+    ckpt = load_checkpoint_file(path)  # weights only: a .ckpt from elsewhere must not run code
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise UserError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
     hparams = dict(ckpt.get("hyper_parameters") or {})
@@ -212,11 +210,19 @@ def export_onnx(
     fp16: fp16 weights and activations (GPUs). fp16_weights: weights stored in fp16, computed in
     fp32 (half the file, CPU speed unchanged).
     """
-    import onnx
-
     if opset < 17:
         raise ValueError(f"opset must be 17 or newer, got {opset}")
     path = Path(path)
+    meta = _full_metadata(metadata, fp16, fp16_weights)
+    # The one atomic writer: a failed write is one line naming `path`, nothing left behind.
+    with atomic_path(path) as tmp:
+        _write_onnx(net.eval(), tmp, meta, opset, fp16, fp16_weights, exporter)
+    return path
+
+
+def _full_metadata(metadata: dict[str, str], fp16: bool, fp16_weights: bool) -> dict[str, str]:
+    """The contract's keys (unprefixed) with io, version, precision and weight storage filled in;
+    ValueError for a missing required key or contradictory precisions."""
     meta = {k[len(META_PREFIX):] if k.startswith(META_PREFIX) else k: str(v) for k, v in metadata.items()}
     meta.setdefault("io", IO_CONTRACT)
     meta.setdefault("version", __version__)
@@ -228,11 +234,16 @@ def export_onnx(
     missing = [k for k in REQUIRED_METADATA if k not in meta]
     if missing:
         raise ValueError(f"metadata lacks required key(s): {', '.join(missing)}")
+    return meta
 
-    net = net.eval()
-    folder = path.parent if str(path.parent) else Path(".")
-    with tempfile.TemporaryDirectory(prefix=".export-", dir=folder) as tmp:
-        raw = Path(tmp) / "raw.onnx"
+
+def _write_onnx(net: torch.nn.Module, path: Path, meta: dict[str, str], opset: int, fp16: bool, fp16_weights: bool, exporter: Exporter) -> None:
+    """export_onnx's work, written straight to `path` (the caller's temp file)."""
+    import onnx
+
+    # Scratch space for the exporter's raw file, beside the output (same disk, same limits).
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=path.parent) as scratch:
+        raw = Path(scratch) / "raw.onnx"
         with torch.no_grad():
             _torch_export(HalfPrecision(net) if fp16 else net, raw, opset, exporter)
         model = onnx.load(str(raw), load_external_data=True)
@@ -249,10 +260,7 @@ def export_onnx(
             model.metadata_props.add(key=META_PREFIX + key, value=value)
         model.producer_name, model.producer_version = "stylecast", __version__
         onnx.checker.check_model(model, full_check=True)
-        final_tmp = Path(tmp) / "model.onnx"
-        onnx.save_model(model, str(final_tmp), save_as_external_data=False)
-        os.replace(final_tmp, path)
-    return path
+        onnx.save_model(model, str(path), save_as_external_data=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,11 +316,8 @@ def export_checkpoint(
     result: dict[str, Any] = {"path": out_path, "metadata": meta, "parity": {}, "tolerance": None}
     # Checked under a temporary name, renamed only when it passes: a failed export neither leaves
     # an unchecked model behind nor destroys an existing file of that name.
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.stem}.", suffix=".onnx", dir=out_path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        export_onnx(net, tmp, meta, opset=opset, fp16=fp16, fp16_weights=fp16_weights, exporter=exporter)
+    with atomic_path(out_path) as tmp:
+        _write_onnx(net.eval(), tmp, _full_metadata(meta, fp16, fp16_weights), opset, fp16, fp16_weights, exporter)
         if check:
             tol = tolerance if tolerance is not None else parity_tolerance(fp16, fp16_weights)
             diffs = parity(net, tmp)
@@ -320,14 +325,11 @@ def export_checkpoint(
             worst = max(diffs.values())
             if not worst <= tol:
                 raise UserError(f"{out_path}: ONNX Runtime differs from torch by {worst:.2e} (> {tol:.0e}) at {diffs}; not written")
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return result
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="stylecast export", description="Export a trained checkpoint to ONNX, checked against torch.")
+    p = ArgumentParser(prog="stylecast export", description="Export a trained checkpoint to ONNX, checked against torch.")
     p.add_argument("checkpoint", help="Lightning .ckpt written by `stylecast train`")
     p.add_argument("-o", "--output", required=True, help="STYLE.onnx to write (the style's name is the file stem unless --name)")
     p.add_argument("--name", default=None, help="style name stored in the model (default: output file stem)")
@@ -337,20 +339,20 @@ def build_parser() -> argparse.ArgumentParser:
     precision.add_argument("--fp16-weights", action="store_true", help="store the weights in fp16, compute in fp32: half the file size")
     p.add_argument("--exporter", choices=("dynamo", "legacy"), default="dynamo", help="torch.onnx exporter (default dynamo)")
     p.add_argument("--no-check", action="store_true", help="skip the ORT-vs-torch parity check")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    add_force(p, "an existing output file")
+    add_quiet(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Path(args.output)
-    if out.exists() and not args.force:
-        raise UserError(f"{out}: already exists (use --force to overwrite)")
-    if out.resolve() == Path(args.checkpoint).resolve():
-        raise UserError(f"{out}: output would overwrite the checkpoint")
+    check_new([out], args.force, inputs=[args.checkpoint])
     if args.opset < 17:
         raise UserError(f"--opset must be 17 or newer, got {args.opset}")
     res = export_checkpoint(args.checkpoint, out, style_name=args.name, opset=args.opset, fp16=args.fp16, fp16_weights=args.fp16_weights, exporter=args.exporter, check=not args.no_check)
+    if args.quiet:
+        return 0
     size_mb = out.stat().st_size / 1e6
     kind = "fp16" if args.fp16 else "fp32 with fp16-stored weights" if args.fp16_weights else "fp32"
     print(f"wrote {out} ({size_mb:.1f} MB, {kind}, style {res['metadata']['style_name']!r}, {res['metadata']['steps']} steps)")
