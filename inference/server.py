@@ -92,7 +92,7 @@ def _env_token() -> str | None:
 class ServerConfig:
     """Everything the server does by default; `stylecast serve --help` mirrors these fields."""
 
-    models_dir: str = "checkpoints"
+    models_dir: str | None = None                 # None: registry.resolve_models_dir() (--models-dir > env > ./checkpoints > shipped)
     host: str = "127.0.0.1"                       # loopback unless asked: no token by default
     port: int = 8000
     token: str | None = field(default_factory=_env_token)  # or env STYLECAST_TOKEN; None = open
