@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    # checked here: socket.bind raises OverflowError (a traceback) for ports outside 0..65535
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be between 0 and 65535 (0 picks a free one), got {args.port}")
     kwargs = dict(
         models_dir=str(resolve_models_dir(args.models_dir)), host=args.host, port=args.port, allowed_origins=tuple(args.allow_origin),
         allowed_hosts=tuple(args.allow_host) if args.allow_host else None,
