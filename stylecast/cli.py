@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dream": ("stylecast.optimization.deepdream", "DeepDream: amplify what a VGG layer sees (octaves, jitter)"),
     "invert": ("stylecast.optimization.inversion", "reconstruct an image from its VGG features at a layer"),
     "visualize": ("stylecast.optimization.visualize", "activation maximization of a VGG channel"),
+    "demo": ("stylecast.inference.demo", "stylize the bundled photo with every shipped style, then serve the web page"),
 }
 
 
