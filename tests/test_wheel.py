@@ -9,7 +9,6 @@ the default run: CI must build and try the wheel on every change.
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
 import os
 import re
@@ -153,7 +152,7 @@ def test_serve_serves_the_shipped_styles(installed):
         req = urllib.request.Request(base + "v1/stylize?style=starry_night&format=png", data=body, method="POST")
         with urllib.request.urlopen(req, timeout=60) as r:
             assert r.status == 200
-            out = load_image(io.BytesIO(r.read()).getvalue())
+            out = load_image(r.read())
         assert out.shape == (48, 64, 3)
     finally:
         proc.send_signal(signal.SIGTERM)
