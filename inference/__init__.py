@@ -1,5 +1,6 @@
-"""Torch-free inference: ONNX Runtime / OpenVINO stylizer, style registry, HTTP server.
+"""Torch-free inference: ONNX Runtime / OpenVINO stylizer, style registry, HTTP server, demo.
 
-Nothing in this package may import torch, lightning, `training` or `losses` (a serving install has
-none of them); tests/test_boundaries.py enforces it.
+Nothing in this package may import torch, lightning, `training`, `losses` or `optimization` (a
+serving install lacks torch, which they need); tests/test_boundaries.py and test_layers.py
+enforce it.
 """

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from stylecast.inference.registry import DEFAULT_MODELS_DIR, StyleRegistry
+from stylecast.inference.registry import MODELS_DIR_RULE, resolve_style
 from stylecast.inference.stylizer import Stylizer
 from stylecast.errors import UserError
 from stylecast.flags import ArgumentParser, add_device, add_force, add_quiet
@@ -41,16 +41,9 @@ class Job:
     dst: Path | None  # None: stdout
 
 
-def is_model_path(style: str) -> bool:
-    """`--style` is an .onnx file path (the user's own machine) rather than a style name."""
-    return style.lower().endswith(".onnx") or os.sep in style or "/" in style
-
-
-def load_stylizer(style: str, models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, **options) -> Stylizer:
-    """`style` is an .onnx file path or a style name from `models_dir`."""
-    if is_model_path(style):
-        return Stylizer(style, **options)
-    return StyleRegistry(models_dir, **options).get(style)
+def load_stylizer(style: str, models_dir: str | os.PathLike | None = None, **options) -> Stylizer:
+    """`style` is an .onnx file path or a style name in the models folder (registry.resolve_style)."""
+    return Stylizer(resolve_style(style, models_dir), **options)
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -105,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
     p.add_argument("-s", "--style", required=True, help="style name (see `stylecast styles`) or a FILE.onnx")
     p.add_argument("-o", "--output", required=True, help="output folder, output file (one input), or - for stdout")
-    p.add_argument("--models-dir", default=DEFAULT_MODELS_DIR, help=f"folder of <style>.onnx files (default {DEFAULT_MODELS_DIR})")
+    p.add_argument("--models-dir", default=None, help=f"folder of <style>.onnx files (default: {MODELS_DIR_RULE})")
     p.add_argument("--size", type=int, default=None, help="resize so the longer side is SIZE px before stylizing")
     p.add_argument("--strength", type=float, default=1.0, help="0..1: blend of stylized (1) and original (0) (default 1)")
     p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours (luminance-only transfer, YIQ)")

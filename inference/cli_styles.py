@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from stylecast.inference.registry import DEFAULT_MODELS_DIR, StyleRegistry
+from stylecast.inference.registry import MODELS_DIR_RULE, StyleRegistry, resolve_models_dir
 from stylecast.errors import UserError
 
 COLUMNS = ("style_image", "recipe", "steps", "precision", "weight_storage", "architecture")
 
 
-def list_styles(models_dir: str = DEFAULT_MODELS_DIR) -> list[dict]:
-    """One dict per .onnx file: registry info, or {"name", "file", "error"} for an invalid file."""
+def list_styles(models_dir: str | None = None) -> list[dict]:
+    """One dict per .onnx file: registry info, or {"name", "file", "error"} for an invalid file.
+    models_dir None: registry.resolve_models_dir()."""
     registry = StyleRegistry(models_dir)
     out = []
     for name in registry.names():
@@ -25,16 +26,17 @@ def list_styles(models_dir: str = DEFAULT_MODELS_DIR) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="stylecast styles", description="List the available styles and their metadata.")
-    p.add_argument("--models-dir", default=DEFAULT_MODELS_DIR, help=f"folder of <style>.onnx files (default {DEFAULT_MODELS_DIR})")
+    p.add_argument("--models-dir", default=None, help=f"folder of <style>.onnx files (default: {MODELS_DIR_RULE})")
     p.add_argument("--json", action="store_true", help="print all metadata as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="print every metadata field")
     args = p.parse_args(argv)
-    styles = list_styles(args.models_dir)
+    folder = resolve_models_dir(args.models_dir)
+    styles = list_styles(folder)
     if args.json:
         print(json.dumps(styles, indent=2, sort_keys=True))
         return 0
     if not styles:
-        print(f"no styles in {args.models_dir} (export one with `stylecast export CKPT -o {args.models_dir}/NAME.onnx`)")
+        print(f"no styles in {folder} (export one with `stylecast export CKPT -o {folder}/NAME.onnx`)")
         return 0
     for s in styles:
         if "error" in s:

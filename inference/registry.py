@@ -1,12 +1,17 @@
-"""Styles by name: the `.onnx` files found in a models folder (default `checkpoints/`).
+"""Styles by name: the `.onnx` files found in a models folder, and which folder that is.
 
 A name is a file stem found by listing the folder, never a path taken from a user: `get("../x")`
 is an unknown name like any other. Stylizers are built once per name and reused; a file that
 changed on disk is picked up by `reload(name)`, which keeps the old model if the new one is bad.
+
+Every command that takes a style (`stylize`, `styles`, `serve`, `compare`, the demo) finds its
+models folder with `resolve_models_dir` and turns what the user typed into a model file with
+`resolve_style`: one rule, here.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 from pathlib import Path
@@ -16,15 +21,63 @@ from stylecast.inference.backends import read_model_info
 from stylecast.inference.stylizer import Stylizer
 from stylecast.errors import UserError
 
-DEFAULT_MODELS_DIR = "checkpoints"
+MODELS_ENV = "STYLECAST_MODELS"
+LOCAL_MODELS_DIR = "checkpoints"
+# The shipped styles: the repository's checkpoints/ folder, installed as this package (pyproject's
+# package-dir), so a wheel carries them and an editable install finds them in the checkout.
+PACKAGED_MODELS = "stylecast.checkpoints"
+MODELS_DIR_RULE = f"--models-dir, else ${MODELS_ENV}, else ./{LOCAL_MODELS_DIR} if it holds .onnx files, else the shipped styles"
+
+
+def packaged_models_dir() -> Path:
+    """The folder of the styles installed with the package."""
+    spec = importlib.util.find_spec(PACKAGED_MODELS)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"this installation lacks {PACKAGED_MODELS} (the shipped styles); reinstall stylecast")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def resolve_models_dir(models_dir: str | os.PathLike | None = None) -> Path:
+    """Where styles are looked up: `models_dir` (--models-dir) when given, else $STYLECAST_MODELS
+    when set, else ./checkpoints when it holds .onnx files, else the shipped styles.
+
+    ./checkpoints counts only with .onnx files in it: Lightning and most training code write
+    `checkpoints/` folders of .ckpt files, which must not hide the shipped styles.
+    """
+    if models_dir is not None and str(models_dir) != "":
+        return Path(models_dir)
+    env = os.environ.get(MODELS_ENV)
+    if env:
+        return Path(env)
+    local = Path(LOCAL_MODELS_DIR)
+    if local.is_dir() and any(p.suffix.lower() == ".onnx" for p in local.iterdir()):
+        return local
+    return packaged_models_dir()
+
+
+def is_model_path(style: str | os.PathLike) -> bool:
+    """What the user typed names a file (ends in .onnx or has a folder in it), not a style name."""
+    text = os.fspath(style)
+    return text.lower().endswith(".onnx") or os.sep in text or "/" in text
+
+
+def resolve_style(style: str | os.PathLike, models_dir: str | os.PathLike | None = None) -> Path:
+    """The model file for `style`: a path (see is_model_path) as given, else the style of that
+    name in the resolved models folder. UserError when neither exists."""
+    if is_model_path(style):
+        path = Path(style)
+        if not path.is_file():
+            raise UserError(f"{style}: no such model file")
+        return path
+    return StyleRegistry(resolve_models_dir(models_dir)).path(os.fspath(style))
 
 
 class StyleRegistry:
-    """models_dir: folder of `<name>.onnx` files. stylizer_options: passed to every Stylizer
-    (device, backend, threads, precision)."""
+    """models_dir: folder of `<name>.onnx` files (None: resolve_models_dir()). stylizer_options:
+    passed to every Stylizer (device, backend, threads, precision)."""
 
-    def __init__(self, models_dir: str | os.PathLike = DEFAULT_MODELS_DIR, **stylizer_options: Any):
-        self.models_dir = Path(models_dir)
+    def __init__(self, models_dir: str | os.PathLike | None = None, **stylizer_options: Any):
+        self.models_dir = resolve_models_dir(models_dir)
         self.stylizer_options = stylizer_options
         self._stylizers: dict[str, Stylizer] = {}
         self._info: dict[str, tuple[float, dict[str, Any]]] = {}

@@ -21,6 +21,7 @@ from pathlib import Path
 import uvicorn
 
 from stylecast.flags import DEVICE_HELP, device_arg
+from stylecast.inference.registry import MODELS_DIR_RULE, resolve_models_dir
 from stylecast.inference.server import ServerConfig, create_app
 from stylecast.errors import UserError
 
@@ -30,7 +31,7 @@ log = logging.getLogger("stylecast.server")
 def build_parser() -> argparse.ArgumentParser:
     d = ServerConfig(token=None)
     p = argparse.ArgumentParser(prog="stylecast serve", description="HTTP server + web page with live webcam stylization (no torch).")
-    p.add_argument("--models-dir", default=d.models_dir, help=f"folder of STYLE.onnx files (default: {d.models_dir})")
+    p.add_argument("--models-dir", default=None, help=f"folder of STYLE.onnx files (default: {MODELS_DIR_RULE})")
     p.add_argument("--host", default=d.host, help=f"address to bind (default: {d.host}; 0.0.0.0 exposes it to the network: set a token)")
     p.add_argument("--port", type=int, default=d.port, help=f"port (default: {d.port}; 0 picks a free one)")
     p.add_argument("--token", default=None, help="API token required on /v1 and /metrics (default: env STYLECAST_TOKEN; prefer the env var: "
@@ -59,8 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    # checked here: socket.bind raises OverflowError (a traceback) for ports outside 0..65535
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be between 0 and 65535 (0 picks a free one), got {args.port}")
     kwargs = dict(
-        models_dir=args.models_dir, host=args.host, port=args.port, allowed_origins=tuple(args.allow_origin),
+        models_dir=str(resolve_models_dir(args.models_dir)), host=args.host, port=args.port, allowed_origins=tuple(args.allow_origin),
         allowed_hosts=tuple(args.allow_host) if args.allow_host else None,
         max_body_bytes=int(args.max_body_mb * 2**20), max_pixels=args.max_pixels, max_side=args.max_side,
         concurrency=args.concurrency, queue_size=args.queue_size, deadline=args.deadline,

@@ -47,6 +47,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from stylecast.inference.registry import resolve_models_dir
 from stylecast.inference.server_limits import (
     MEDIA_TYPES,
     OUTPUT_FORMATS,
@@ -92,7 +93,7 @@ def _env_token() -> str | None:
 class ServerConfig:
     """Everything the server does by default; `stylecast serve --help` mirrors these fields."""
 
-    models_dir: str = "checkpoints"
+    models_dir: str = field(default_factory=lambda: str(resolve_models_dir()))  # $STYLECAST_MODELS > ./checkpoints > shipped
     host: str = "127.0.0.1"                       # loopback unless asked: no token by default
     port: int = 8000
     token: str | None = field(default_factory=_env_token)  # or env STYLECAST_TOKEN; None = open

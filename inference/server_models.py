@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from stylecast.inference.registry import StyleRegistry
+from stylecast.inference.registry import StyleRegistry, resolve_models_dir
 from stylecast.inference.stylizer import Stylizer
 from stylecast.images import encode_image, open_image, pil_to_array
 
@@ -66,8 +66,8 @@ def _signature(path: Path) -> tuple[int, int]:
 
 
 class ServedModels:
-    def __init__(self, models_dir: str | os.PathLike, stylizer_options: dict[str, Any], warmup_sizes: tuple[tuple[int, int], ...]):
-        self.models_dir = Path(models_dir)
+    def __init__(self, models_dir: str | os.PathLike | None, stylizer_options: dict[str, Any], warmup_sizes: tuple[tuple[int, int], ...]):
+        self.models_dir = resolve_models_dir(models_dir)
         self.stylizer_options = dict(stylizer_options)
         self.warmup_sizes = tuple(warmup_sizes)
         self.current: Mapping[str, LoadedStyle] = MappingProxyType({})

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from stylecast.inference.registry import StyleRegistry
+from stylecast.inference.registry import MODELS_DIR_RULE, resolve_style
 from stylecast.inference.stylizer import Stylizer
 from stylecast.losses.images import to_tensor
 from stylecast.losses.perceptual import PerceptualLoss
@@ -43,6 +43,7 @@ from stylecast.errors import UserError
 from stylecast.flags import DEVICE_HELP, ArgumentParser, add_device, add_force, add_quiet
 from stylecast.images import array_to_pil, load_image, pil_to_array
 from stylecast.io import RunOutputs, check_new
+from stylecast.machine import machine_info
 
 log = logging.getLogger(__name__)
 
@@ -123,15 +124,6 @@ def first_match(curve: Sequence[dict], target: float) -> dict | None:
 
 # --------------------------------------------------------------------------------------------
 # the job
-
-
-def resolve_model(style: str, models_dir: str | Path) -> Path:
-    path = Path(style)
-    if path.suffix.lower() == ".onnx":
-        if not path.is_file():
-            raise UserError(f"{style}: no such model file")
-        return path
-    return StyleRegistry(models_dir).path(style)
 
 
 def check_style_image(metadata: dict[str, str], style_image: Path, allow_mismatch: bool) -> None:
@@ -220,7 +212,7 @@ def compare(
     out_dir: str | Path,
     options: CompareOptions | None = None,
     *,
-    models_dir: str | Path = "checkpoints",
+    models_dir: str | Path | None = None,
     **overrides,
 ) -> dict:
     """Run both methods on every content image; write report.json, report.md, grid.png,
@@ -239,7 +231,7 @@ def compare(
     if o.init not in ("noise", "content"):
         raise UserError(f"--init must be noise or content, got {o.init!r}")
     style_image = Path(style_image)
-    model_path = resolve_model(style, models_dir)
+    model_path = resolve_style(style, models_dir)
     device = torch_device(o.device)
     stylizer = Stylizer(model_path, backend=o.backend, device=str(device) if device.type == "cuda" else "cpu")
     meta = stylizer.metadata
@@ -347,8 +339,6 @@ def _compare_one(name, stem, content, style_arr, stylizer, evaluator, gatys, ite
 
 
 def _summarize(rows, meta, model_path, style_image, o: CompareOptions, settings, stylizer) -> dict:
-    from benchmarks.common import machine_info
-
     matched = [r["match_iteration"] for r in rows if r["match_iteration"] is not None]
     speedups = [r["speedup_at_equal_loss"] for r in rows if r["speedup_at_equal_loss"] and not r["speedup_is_lower_bound"]]
     return {
@@ -358,7 +348,7 @@ def _summarize(rows, meta, model_path, style_image, o: CompareOptions, settings,
         "options": {"size": o.size, "iterations": sorted({int(k) for k in o.iterations}), "init": o.init, "device": o.device, "repeats": o.repeats, "seed": o.seed,
                     "reused_optimizer_runs_from": str(o.reuse) if o.reuse else None},
         "losses": settings,
-        "machine": machine_info(),
+        "machine": machine_info(torch.cuda.get_device_name(0) if torch.cuda.is_available() else None),
         "images": rows,
         "summary": {
             "images": len(rows),
@@ -388,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style", required=True, help="style name in --models-dir, or an .onnx file")
     p.add_argument("--style-image", required=True, help="the painting the model was trained on (targets of the style loss)")
     p.add_argument("-o", "--output", required=True, help="report folder (created)")
-    p.add_argument("--models-dir", default="checkpoints", help="where style names are looked up (default: checkpoints)")
+    p.add_argument("--models-dir", default=None, help=f"where style names are looked up (default: {MODELS_DIR_RULE})")
     p.add_argument("--size", type=int, default=CompareOptions.size, help="longer side of each image (default: 256)")
     p.add_argument("--iterations", default=",".join(map(str, DEFAULT_ITERATIONS)), help="slow-optimizer checkpoints, comma-separated (default: 50,100,200,300,500)")
     p.add_argument("--init", choices=("noise", "content"), default=CompareOptions.init, help="slow optimizer's starting image (default: noise, as in the paper)")

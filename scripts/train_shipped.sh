@@ -2,11 +2,17 @@
 # Reproduce the networks shipped in checkpoints/: train each (one after another: they share the
 # CPU), export it to checkpoints/<name>.onnx. A finished run is skipped; an interrupted one resumes
 # from its last.ckpt. Usage: scripts/train_shipped.sh [NAME ...]  (default: all of them)
-#   PHOTOS=data/photos STYLES=../shared/data/styles scripts/train_shipped.sh starry_night
+#   PHOTOS=data/photos STYLES=data/styles scripts/train_shipped.sh starry_night
+# PHOTOS: made by scripts/get-training-photos.sh when missing. STYLES: a folder with the paintings
+# named below (<painting>.jpg; public domain, not in this repository: the copies we used come from
+# jcjohnson/neural-style and jcjohnson/fast-neural-style, longer side 1024 px); default
+# ../shared/data/styles when it exists (this project's machines), else data/styles.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PHOTOS=${PHOTOS:-data/photos}
-STYLES=${STYLES:-../shared/data/styles}
+if [ -z "${STYLES:-}" ]; then
+  STYLES=data/styles; [ -d ../shared/data/styles ] && STYLES=../shared/data/styles
+fi
 PY=${PY:-.venv/bin/python}
 # OpenMP threads spin while they wait; on a shared 2-core machine that made a step 3x slower.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
@@ -26,11 +32,12 @@ starry_night_slim   starry_night      cpu-quick  1000   1.0
 great_wave_slim     great_wave        cpu-quick  3000   1.0
 "
 
-[ -d "$PHOTOS" ] || bash ../shared/data/get-training-photos.sh "$PHOTOS"
+[ -d "$PHOTOS" ] || scripts/get-training-photos.sh "$PHOTOS"
 wanted=" $* "
 echo "$SHIPPED" | while read -r name painting recipe steps sw; do
   [ -n "$name" ] || continue
   [ $# -eq 0 ] || [[ "$wanted" == *" $name "* ]] || continue
+  [ -f "$STYLES/$painting.jpg" ] || { echo "train_shipped: no $STYLES/$painting.jpg (set STYLES=folder of the paintings)" >&2; exit 2; }
   run="runs/$name"
   final=$(printf "%s/checkpoints/step-%06d.ckpt" "$run" "$steps")
   if [ ! -f "$final" ]; then

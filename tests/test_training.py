@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -342,6 +343,36 @@ def test_cli_errors_are_user_errors(tmp_path, photos, capsys):
     assert "no style image" in capsys.readouterr().err
 
 
+def test_unknown_recipe_is_one_line_listing_the_recipes(capsys):
+    from stylecast.cli import main as stylecast_main
+
+    assert stylecast_main(["train", "--recipe", "cpu-quik", "--style", "x.jpg"]) == 2
+    assert capsys.readouterr().err == (
+        "stylecast train: error: unknown recipe 'cpu-quik'; recipes: cpu-full, cpu-quick, johnson2016, realtime-slim\n")
+    assert stylecast_main(["train", "--config", "nope/run.yaml", "--style", "x.jpg"]) == 2
+    assert capsys.readouterr().err == (
+        "stylecast train: error: nope/run.yaml: no such config file (--config); recipes: cpu-full, cpu-quick, johnson2016, realtime-slim\n")
+
+
+def test_progress_is_steps_of_the_run_without_lightnings_notices(photos, style, tmp_path):
+    # As a user sees it (a subprocess: Lightning's log handler and warnings as they are). The run
+    # triggers each notice: 4 batches per epoch < log_every_n_steps 10, a bf16 model summary, no
+    # LitLogger, and the final save of last.ckpt.
+    args = cli_args(photos, style, tmp_path / "run", "--steps", "3", "--trainer.val_check_interval", "3",
+                    "--trainer.enable_progress_bar", "true", "--trainer.enable_model_summary", "true")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-m", "stylecast.cli", "train", *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    final = proc.stderr.replace("\r", "\n").splitlines()
+    bars = [line for line in final if line.startswith("train: ")]
+    assert re.fullmatch(r"train: 100%\|█+\| 3/3 \[\d\d:\d\d<00:00, +[\d.]+(step/s|s/step), loss [\d.e+]+, content [\d.e+]+, style [\d.e+]+, img/s [\d.]+\] *", bars[-1]), bars[-1]
+    assert any(" 1/3 [" in b or " 2/3 [" in b for b in bars)  # it counted up, step by step
+    assert "trained 3 steps" in proc.stderr
+    for notice in ("Tip:", "model summary", "logging interval", "weights_only", "Epoch ", "Trainer.fit` stopped", "Warning"):
+        assert notice not in proc.stderr, notice
+
+
 # ---- DDP --------------------------------------------------------------------------------------
 
 DDP_DRIVER = textwrap.dedent(
@@ -356,6 +387,7 @@ DDP_DRIVER = textwrap.dedent(
     rank = int(os.environ.get("LOCAL_RANK", "0"))
     torch.manual_seed(100 + rank)  # different initial weights per process: DDP must broadcast rank 0's
     module = StyleTransferModule(style_image=style, style_size=64, image_size=32, width=0.25, residual_blocks=1)
+    initial = {k: v.clone() for k, v in module.net.state_dict().items()}  # rank 0's are broadcast to all
     seen = []
 
     class Record(pl.Callback):
@@ -370,7 +402,7 @@ DDP_DRIVER = textwrap.dedent(
     )
     trainer.fit(module, PhotoDataModule(photos, image_size=32, batch_size=2, val_images=0, num_workers=0))
     torch.save({"rank": trainer.global_rank, "world": trainer.world_size, "step": trainer.global_step,
-                "seen": seen, "net": module.net.state_dict()}, os.path.join(out, f"rank{trainer.global_rank}.pt"))
+                "seen": seen, "net": module.net.state_dict(), "initial": initial}, os.path.join(out, f"rank{trainer.global_rank}.pt"))
     """
 )
 
@@ -397,8 +429,9 @@ def test_ddp_two_cpu_processes_on_gloo_agree_on_weights(photos, style, tmp_path)
     assert r0["seen"] != r1["seen"]  # the two processes trained on different photos ...
     for key, value in r0["net"].items():  # ... and still hold the same weights (gradients all-reduced)
         torch.testing.assert_close(r1["net"][key], value, atol=0, rtol=0, msg=key)
-    init = TransformerNet(width=0.25, residual_blocks=1)
-    assert any(not torch.equal(init.state_dict()[k], v) for k, v in r0["net"].items())
+    # ... which 3 steps moved away from the weights rank 0 started from (and broadcast)
+    changed = [k for k, v in r0["net"].items() if v.is_floating_point() and not torch.equal(r0["initial"][k], v)]
+    assert len(changed) >= len([k for k in r0["net"] if k.endswith("weight")]), changed
 
 
 def test_resume_after_a_kill_during_a_checkpoint_write(photos, style, tmp_path):

@@ -30,7 +30,7 @@ from typing import Any, Optional
 import torch
 from jsonargparse import DefaultHelpFormatter
 from pytorch_lightning import Trainer
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint, ProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from pytorch_lightning.plugins.io import TorchCheckpointIO
@@ -40,6 +40,7 @@ from stylecast.io import atomic_path, make_folder, remove_stale_temp_files, writ
 from stylecast.training.checkpoints import load_checkpoint_file
 from stylecast.training.data import PhotoDataModule
 from stylecast.training.module import StyleTransferModule
+from stylecast.training.progress import StepProgressBar
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +73,17 @@ def recipes() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
-def _recipe_path(name: str) -> str:
-    if Path(name).exists():
+def _recipe_path(name: str, option: str = "--recipe") -> str:
+    """A config file as given, else the installed recipe of that name; UserError for neither
+    (jsonargparse would print its whole usage and a file path)."""
+    if Path(name).exists() or name.lstrip().startswith("{"):  # a file, or inline YAML/JSON
         return name
     candidate = CONFIG_DIR / f"{name.removesuffix('.yaml')}.yaml"
     if candidate.exists():
         return str(candidate)
-    return name  # let jsonargparse report the missing file
+    if option == "--recipe" or not (name.lower().endswith(CONFIG_SUFFIXES) or "/" in name or os.sep in name):
+        raise UserError(f"unknown recipe {name!r}; recipes: {', '.join(recipes())}")
+    raise UserError(f"{name}: no such config file ({option}); recipes: {', '.join(recipes())}")
 
 
 SHORTHANDS = {
@@ -113,7 +118,7 @@ def expand_shorthands(argv: list[str]) -> list[str]:
                 is_config = value.lower().endswith(CONFIG_SUFFIXES) or value.lstrip().startswith("{")
                 out += ["--data", value] if is_config else ["--data.root", value]
             else:
-                out += ["--config", _recipe_path(value)]
+                out += ["--config", _recipe_path(value, "--recipe" if name == "--recipe" else "--config")]
         else:
             out.append(arg)
         i += 1
@@ -154,7 +159,9 @@ class FinalOutputs(Callback):
         ckpt = trainer.checkpoint_callback
         if isinstance(ckpt, ModelCheckpoint) and ckpt.save_last and ckpt.dirpath and trainer.global_step > 0:
             path = Path(ckpt.dirpath) / f"{ckpt.CHECKPOINT_NAME_LAST}{ckpt.FILE_EXTENSION}"
-            trainer.save_checkpoint(path)  # every rank calls it: it synchronizes; rank 0 writes
+            # every rank calls it: it synchronizes; rank 0 writes. The full checkpoint (optimizer,
+            # loops, data position) so that --ckpt_path last resumes; saying so silences Lightning's notice.
+            trainer.save_checkpoint(path, weights_only=False)
             ckpt.last_model_path = str(path)
         grid = Path(trainer.default_root_dir) / "images" / f"step_{trainer.global_step:06d}.png"
         datamodule = trainer.datamodule
@@ -239,6 +246,8 @@ class StyleTrainCLI(LightningCLI):
             tensorboard = importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX")
             config["logger"] = (TensorBoardLogger if tensorboard else CSVLogger)(save_dir=str(root), name="logs")
         callbacks = [*callbacks, StaleTempFiles(), FinalOutputs()]
+        if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
+            callbacks.append(StepProgressBar())
         trainer = super()._instantiate_trainer(config, callbacks)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
@@ -265,13 +274,49 @@ def build_cli(argv: list[str]) -> StyleTrainCLI:
     )
 
 
+class DropMessages(logging.Filter):
+    """Drops log records whose message starts with one of `prefixes`."""
+
+    def __init__(self, *prefixes: str):
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
+# Lightning's notices that tell a user of `stylecast train` nothing they can act on:
+QUIET_WARNINGS = (
+    # `stylecast train ...` passes its own argv; Lightning would warn that sys.argv differs
+    r"LightningCLI's args parameter is intended",
+    # the frozen VGG is in eval mode on purpose; the pytree notice is Lightning's, not ours
+    r"Found \d+ module\(s\) in eval mode",
+    r".*isinstance\(treespec, LeafSpec\)",
+    # the summary's size estimate is for the fp32 weights we do store (bf16 is autocast only)
+    r"Precision .* is not supported by the model summary",
+    # a short epoch of the photo stream; we log per step, not per epoch
+    r"The number of training batches \(\d+\) is smaller than the logging interval",
+)
+QUIET_LOGS = {
+    "pytorch_lightning.utilities.rank_zero": (
+        "\N{ELECTRIC LIGHT BULB} Tip:",  # advertisements for litlogger/litmodels
+        "`Trainer.fit` stopped: `max_steps=",  # the bar shows it; main() prints what was trained
+    ),
+}
+
+
+def quiet_lightning() -> None:
+    for pattern in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    for name, prefixes in QUIET_LOGS.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DropMessages) for f in logger.filters):
+            logger.addFilter(DropMessages(*prefixes))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # `stylecast train ...` passes its own argv; Lightning would warn that sys.argv differs.
-    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
-    # The frozen VGG is in eval mode on purpose; the pytree notice is Lightning's, not ours.
-    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    quiet_lightning()
     try:
         cli = build_cli(argv)
     except SystemExit as exc:  # --help, --print_config, or a parse error (already printed)
