@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from stylecast.inference.registry import MODELS_DIR_RULE, resolve_style
+from stylecast.inference.registry import MODELS_DIR_RULE, is_model_path, resolve_style
 from stylecast.inference.stylizer import Stylizer
 from stylecast.errors import UserError
 from stylecast.flags import ArgumentParser, add_device, add_force, add_quiet

@@ -41,7 +41,7 @@ from stylecast.optimization.common import device as torch_device
 from stylecast.optimization.loop import Step
 from stylecast.errors import UserError
 from stylecast.flags import DEVICE_HELP, ArgumentParser, add_device, add_force, add_quiet
-from stylecast.images import array_to_pil, load_image, pil_to_array
+from stylecast.images import array_to_pil, load_image, pil_to_array, save_image
 from stylecast.io import RunOutputs, check_new
 from stylecast.machine import machine_info
 
@@ -287,8 +287,8 @@ def _run(content_arrs, style_arr, style_image, stylizer: Stylizer, model_path, i
     report = _summarize(rows, meta, model_path, style_image, o, evaluator.settings(), stylizer)
     outputs.write_bytes(out_dir / "report.json", (json.dumps(report, indent=2) + "\n").encode())
     outputs.write_bytes(out_dir / "report.md", markdown_report(report).encode())
-    outputs.save_image(draw_grid(tiles, style_arr, iterations), out_dir / "grid.png")
-    outputs.save_image(draw_loss_plot(report), out_dir / "loss_vs_time.png")
+    save_image(draw_grid(tiles, style_arr, iterations), out_dir / "grid.png", outputs=outputs)
+    save_image(draw_loss_plot(report), out_dir / "loss_vs_time.png", outputs=outputs)
     return report
 
 
@@ -308,7 +308,7 @@ def _compare_one(name, stem, content, style_arr, stylizer, evaluator, gatys, ite
     """One photo: the net (timed), the optimizer's checkpoints (run, or reused), all scored -> (report row, grid tile)."""
     fast_img, fast_s = _time_fast(stylizer, content, repeats)
     fast_img = as_saved(fast_img)
-    outputs.save_image(fast_img, out_dir / f"{stem}.fast.png")
+    save_image(fast_img, out_dir / f"{stem}.fast.png", outputs=outputs)
     fast_losses = evaluator(fast_img, content)
     if reused is not None:
         curve, snapshots = _reused_slow(*reused, Path(name), iterations)
@@ -319,7 +319,7 @@ def _compare_one(name, stem, content, style_arr, stylizer, evaluator, gatys, ite
         if k not in snapshots:
             continue  # interrupted or stopped early
         img = as_saved(snapshots[k])
-        outputs.save_image(img, out_dir / f"{stem}.slow{k:04d}.png")
+        save_image(img, out_dir / f"{stem}.slow{k:04d}.png", outputs=outputs)
         at = next((r for r in curve if r["iteration"] == k), None)
         slow.append({"iterations": k, "seconds": at["seconds"] if at else None, "losses": evaluator(img, content)})
     match = first_match(curve, fast_losses["total"])

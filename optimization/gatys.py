@@ -40,7 +40,7 @@ from stylecast.optimization.common import device as torch_device
 from stylecast.optimization.loop import Callback, LoopResult, Step, optimize_pixels
 from stylecast import color
 from stylecast.errors import UserError
-from stylecast.images import format_for_path, open_image
+from stylecast.images import format_for_path, open_image, save_image
 from stylecast.io import RunOutputs, check_folder
 
 log = logging.getLogger(__name__)
@@ -336,7 +336,7 @@ def optimize(
     with RunOutputs() as outputs:
         out = _run_scales(content_full, styles_full, layers, options, vgg, callbacks, output, outputs)
         if output is not None:
-            outputs.save_image(out.image, output)
+            save_image(out.image, output, outputs=outputs)
         if report is not None:
             write_report(report, out, options, content, style_list, outputs=outputs)
     return out
@@ -422,7 +422,7 @@ def _saver(output: Path, options: GatysOptions, content: np.ndarray, offset: int
     def save(step: Step) -> None:
         i = step.iteration + offset
         if step.iteration > 0 and i % every == 0:
-            outputs.save_image(postprocess(to_array(step.image), content, options.preserve_color), intermediate_path(output, i))
+            save_image(postprocess(to_array(step.image), content, options.preserve_color), intermediate_path(output, i), outputs=outputs)
 
     return save
 

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from stylecast.errors import UserError
-from stylecast.io import atomic_write_bytes  # noqa: F401  (the one atomic writer; re-exported)
+from stylecast.io import RunOutputs, atomic_write_bytes  # noqa: F401  (the one atomic writer; re-exported)
 
 Source = Union[str, os.PathLike, bytes]
 
@@ -162,6 +162,11 @@ def format_for_path(path: str | os.PathLike) -> str:
     return SAVE_FORMATS[suffix]
 
 
-def save_image(arr: np.ndarray | Image.Image, path: str | os.PathLike, quality: int = 92) -> None:
-    """Save atomically; the format follows the file's suffix."""
-    atomic_write_bytes(path, encode_image(arr, format_for_path(path), quality=quality))
+def save_image(arr: np.ndarray | Image.Image, path: str | os.PathLike, quality: int = 92, *, outputs: RunOutputs | None = None) -> None:
+    """Save atomically; the format follows the file's suffix. With `outputs` the file is recorded
+    there, so a run that fails later removes it (stylecast.io.RunOutputs)."""
+    data = encode_image(arr, format_for_path(path), quality=quality)
+    if outputs is not None:
+        outputs.write_bytes(path, data)
+    else:
+        atomic_write_bytes(path, data)

@@ -186,12 +186,6 @@ class RunOutputs:
         self.written.append(Path(path))
         return Path(path)
 
-    def save_image(self, image, path: str | os.PathLike, quality: int = 92) -> Path:
-        """`stylecast.images.save_image`, recorded (imported here: images imports this module)."""
-        from stylecast.images import encode_image, format_for_path
-
-        return self.write_bytes(path, encode_image(image, format_for_path(path), quality=quality))
-
     def rollback(self) -> None:
         for p in reversed(self.written):
             p.unlink(missing_ok=True)

