@@ -24,7 +24,7 @@ REQUIRED_METADATA = (
     "version",         # stylecast version that exported it
 )
 OPTIONAL_METADATA = ("architecture", "style_size", "vgg_weights", "pooling", "image_size", "precision", "weight_storage", "painting", "artist",
-                     "init_from", "init_steps")
+                     "init_from", "init_steps", "stability_weight")
 
 # Smallest side the network accepts (the reflection pads of the deepest layer need >= 2 px there);
 # the stylizer pads smaller images up to it.

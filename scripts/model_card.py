@@ -150,6 +150,22 @@ def steps_in_all(meta: dict, steps_row: str) -> str:
     return f"{steps_row}, warm-started from `{meta['init_from']}` ({init} steps): {init + int(meta['steps'])} steps in all"
 
 
+def flicker_text(onnx_path: Path) -> str:
+    """The flicker benchmark's measurement (benchmarks/bench_flicker.py settings) of this model."""
+    import numpy as np
+
+    from benchmarks.bench_flicker import FRAME, PHOTOS, SHARED
+    from stylecast.flicker import MOTIONS, measure
+    from stylecast.images import load_image
+    from stylecast.inference.stylizer import Stylizer
+
+    s = Stylizer(onnx_path, backend="ort")
+    per = [measure(lambda f: s(f), load_image(SHARED / n, 480), MOTIONS, frames=6, size=FRAME) for n in PHOTOS]
+    mean = {k: float(np.mean([m[k] for m in per])) for k in per[0]}
+    return (", ".join(f"{k} {v:.2f}" for k, v in mean.items()) +
+            f" (8-bit levels of warping error; mean of {' and '.join(PHOTOS)}; `python -m benchmarks --only flicker` has every model and the peer)")
+
+
 def card(name: str, run: Path, compare: Path, compare_content: Path | None = None) -> str:
     from benchmarks.common import machine_info
 
@@ -175,7 +191,8 @@ def card(name: str, run: Path, compare: Path, compare_content: Path | None = Non
         ("public domain", f"{why}. The image file is not in this repository: `../shared/data/styles/{meta['style_image']}` (see its SOURCES.md)"),
         ("network", f"`{meta['architecture']}`: the {kind}, {f['params'] / 1e6:.2f} M parameters, {f['mb']:.1f} MB ONNX, {meta['precision']} compute" + (", weights stored in fp16 (`--fp16-weights`)" if meta.get("weight_storage") == "fp16" else "")),
         ("recipe", f"`{recipe_file}` (crops {meta.get('image_size')}², style image at {meta.get('style_size')} px, content {meta['content_layers']} ×{meta['content_weight']}, "
-         f"style {meta['style_layers']} ×{meta['style_weight']}, TV ×{meta['tv_weight']}, {training_precision(run)}, on the CPU: no GPU was lent to this project)"),
+         f"style {meta['style_layers']} ×{meta['style_weight']}, TV ×{meta['tv_weight']}"
+         + (f", stability loss ×{meta['stability_weight']}" if meta.get("stability_weight") else "") + f", {training_precision(run)}, on the CPU: no GPU was lent to this project)"),
         ("data", f"the {photos} photos of `../shared/data/get-training-photos.sh`"),
         ("steps", steps_in_all(meta, steps_text(steps, recipe_file))),
         ("wall time, hardware", f"{minutes:.0f} min ({span}) on {m['cores']} CPU cores ({m['cpu']}, no GPU); load average at the end (1/5/15 min): {loads}"),
@@ -185,6 +202,7 @@ def card(name: str, run: Path, compare: Path, compare_content: Path | None = Non
          f"`stylecast compare` (L-BFGS from {o['init']}, checkpoints {','.join(map(str, o['iterations']))}): the net takes {s['mean_fast_seconds'] * 1000:.0f} ms per image "
          f"(ONNX Runtime, CPU), the optimizer {s['mean_slow_seconds_per_iteration']:.2f} s per iteration; the optimizer {matched}. Mean total loss of the net: {s['mean_fast_total']:.3g}"),
     ]
+    rows.append(("flicker (frames stylized one by one, synthetic camera motion)", flicker_text(onnx_path)))
     if compare_content is not None:
         # From the photo itself the optimizer starts with the content term near zero: a content-heavy
         # objective flatters the comparison from noise, and this one shows how much.

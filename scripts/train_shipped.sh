@@ -22,7 +22,9 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 # (mean style loss of 12 training photos against it 9.5e5, vs 3.8e5 for The Great Wave and
 # 4.4e5-4.7e5 for The Starry Night and The Scream), so it gets 0.4 to weigh like the others.
 # steps: the recipe's unless the run was cut to fit a session (the model card says so).
-# name              painting          recipe     steps  style_weight
+# extra: more --model.* settings, e.g. the stability loss of the real-time nets (video without
+# flicker: training/stability.py; weight calibrated in BENCHMARKS.md, "Flicker"). "-" for none.
+# name              painting          recipe     steps  style_weight  extra
 SHIPPED="
 starry_night        starry_night      cpu-full   1000   1.0
 composition_vii     composition_vii   cpu-full   700    0.4
@@ -34,7 +36,7 @@ great_wave_slim     great_wave        cpu-quick  3000   1.0
 
 [ -d "$PHOTOS" ] || scripts/get-training-photos.sh "$PHOTOS"
 wanted=" $* "
-echo "$SHIPPED" | while read -r name painting recipe steps sw; do
+echo "$SHIPPED" | while read -r name painting recipe steps sw extra; do
   [ -n "$name" ] || continue
   [ $# -eq 0 ] || [[ "$wanted" == *" $name "* ]] || continue
   [ -f "$STYLES/$painting.jpg" ] || { echo "train_shipped: no $STYLES/$painting.jpg (set STYLES=folder of the paintings)" >&2; exit 2; }
@@ -42,11 +44,12 @@ echo "$SHIPPED" | while read -r name painting recipe steps sw; do
   final=$(printf "%s/checkpoints/step-%06d.ckpt" "$run" "$steps")
   if [ ! -f "$final" ]; then
     resume=()
+    extra_args=(); [ "${extra:--}" = "-" ] || read -r -a extra_args <<< "$extra"
     [ -f "$run/checkpoints/last.ckpt" ] && resume=(--ckpt_path "$run/checkpoints/last.ckpt")
     echo "== $name: $recipe, $steps steps -> $run ($(date -u +%H:%M:%S) UTC)"
     start=$(date +%s)
     $PY -m stylecast.cli train --style "$STYLES/$painting.jpg" --data "$PHOTOS" --recipe "$recipe" \
-      --steps "$steps" --model.style_weight "$sw" --out "$run" "${resume[@]}" \
+      --steps "$steps" --model.style_weight "$sw" --out "$run" "${resume[@]}" "${extra_args[@]}" \
       --trainer.val_check_interval "$((steps < 1000 ? steps / 2 : 250))"  # a validation at the last step
     # wall time of each (possibly resumed) session and the machine's load, for the model card
     printf '{"start": %s, "end": %s, "load_avg_1_5_15": "%s"}\n' "$start" "$(date +%s)" \
