@@ -3,6 +3,11 @@
 A name is a file stem found by listing the folder, never a path taken from a user: `get("../x")`
 is an unknown name like any other. Stylizers are built once per name and reused; a file that
 changed on disk is picked up by `reload(name)`, which keeps the old model if the new one is bad.
+
+Every model is checked when it is built (model_check.check_model: one small forward pass; its
+output must have the input's shape, be finite and in range). `reload` is the one place that decides
+whether a new file replaces a loaded model: only once it has loaded, passed that check and the
+caller's `prepare` (the server's warm-up); on any failure the old model stays cached and serving.
 """
 
 from __future__ import annotations
@@ -10,9 +15,10 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from stylecast.inference.backends import read_model_info
+from stylecast.inference.model_check import check_model
 from stylecast.inference.stylizer import Stylizer
 from stylecast.errors import UserError
 
@@ -63,26 +69,44 @@ class StyleRegistry:
             self._info[name] = (mtime, info)
         return dict(info)
 
+    def _build(self, name: str, prepare: Callable[[Stylizer], None] | None) -> Stylizer:
+        stylizer = Stylizer(self.path(name), **self.stylizer_options)
+        check_model(stylizer)
+        if prepare is not None:
+            prepare(stylizer)
+        return stylizer
+
     def get(self, name: str) -> Stylizer:
-        """The Stylizer for `name`, built on first use and cached."""
-        path = self.path(name)
+        """The Stylizer for `name`, built (and checked) on first use and cached."""
+        self.path(name)
         with self._lock:
             hit = self._stylizers.get(name)
             if hit is not None:
                 return hit
-            stylizer = Stylizer(path, **self.stylizer_options)
+            stylizer = self._build(name, None)
             self._stylizers[name] = stylizer
             return stylizer
 
-    def reload(self, name: str) -> Stylizer:
-        """Rebuild `name` from its file now. If the file is no longer a valid model the UserError
+    def reload(self, name: str, prepare: Callable[[Stylizer], None] | None = None) -> Stylizer:
+        """Rebuild `name` from its file now, check it, run `prepare(stylizer)` (e.g. a warm-up that
+        may raise), and only then replace the cached one. If any of it fails the exception
         propagates and the previously loaded Stylizer (if any) stays cached and serving."""
-        path = self.path(name)
-        stylizer = Stylizer(path, **self.stylizer_options)
+        stylizer = self._build(name, prepare)
         with self._lock:
             self._stylizers[name] = stylizer
             self._info.pop(name, None)
         return stylizer
+
+    def cached(self, name: str) -> Stylizer | None:
+        """The Stylizer loaded for `name`, without building one."""
+        with self._lock:
+            return self._stylizers.get(name)
+
+    def forget(self, name: str) -> None:
+        """Drop the cached Stylizer of a style whose file is gone."""
+        with self._lock:
+            self._stylizers.pop(name, None)
+            self._info.pop(name, None)
 
     def loaded(self) -> list[str]:
         with self._lock:
