@@ -6,7 +6,8 @@ route, /healthz included, answer uvicorn's plain-text 503 for as long as they st
 So here:
 
 - a request head must arrive within `header_timeout` seconds of the connection opening (or of the
-  previous response): then the connection is closed, with a JSON 408 if part of a head came;
+  previous response): then the connection is closed, with a JSON 408 if part of a head came; the
+  same deadline holds for the rest of a body the app answered without reading;
 - at most `max_idle_connections` connections may be waiting for a head: a new one closes the
   oldest (an idle flood cannot use up the process's file descriptors or starve new clients);
 - uvicorn's own connection cap is off: the middleware caps requests and streams at once with the
@@ -83,11 +84,12 @@ class GuardedH11Protocol(H11Protocol):
     # -- the head deadline --------------------------------------------------------------------
 
     def _follow_head(self) -> None:
-        """Stop the clock once a head has arrived (or the connection became a WebSocket); start it
-        again when the connection goes back to waiting for one."""
-        if self.transport.is_closing():
-            self._stop_head_timer()
-        elif self.transport.get_protocol() is not self or self.conn.their_state is not h11.IDLE:
+        """The clock runs whenever no request is being handled: before a head has arrived, and
+        after a response while the client still owes the body of a request answered without
+        reading it (a 401 before a slow upload). It stops while the app handles a request (the
+        app's body timeout covers that) and when the connection became a WebSocket."""
+        handling = self.cycle is not None and not self.cycle.response_complete
+        if self.transport.is_closing() or self.transport.get_protocol() is not self or handling:
             self._stop_head_timer()
         elif self._head_timer is None:
             self._await_head()
@@ -108,7 +110,7 @@ class GuardedH11Protocol(H11Protocol):
         self._stop_head_timer()
         if self.transport.is_closing():
             return
-        if self._head_bytes:
+        if self._head_bytes and self.conn.their_state is h11.IDLE:  # part of a head, not a leftover body
             body = json.dumps({"error": "request_timeout", "detail": f"{reason} (within {self._guard.header_timeout:g} s)"}).encode()
             self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
                                  b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body))

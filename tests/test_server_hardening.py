@@ -150,6 +150,29 @@ def test_idle_and_slow_header_connections_do_not_take_the_server_down(server):
     assert len(answers_408) >= n_partial
 
 
+def test_a_body_nobody_reads_cannot_hold_the_connection(server):
+    """An answer sent before the body was read (here a 401) leaves the client owing its body;
+    trickling it a byte a second keeps the connection only until the header timeout (5 s)."""
+    s = socket.create_connection(address(server), timeout=5)
+    try:
+        s.sendall(b"POST /v1/stylize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 401")
+        start, closed_after = time.monotonic(), None
+        s.settimeout(1.0)
+        while closed_after is None and time.monotonic() - start < 15:
+            try:
+                s.sendall(b"x")
+                if s.recv(4096) == b"":
+                    closed_after = time.monotonic() - start
+            except socket.timeout:
+                pass
+            except OSError:
+                closed_after = time.monotonic() - start
+        assert closed_after is not None and closed_after < 8, closed_after
+    finally:
+        s.close()
+
+
 def test_connection_cap_answers_json_503_and_health_stays_up(server):
     """--max-connections requests at once (here: bodies that never finish): the next request gets
     the server's JSON 503 + Retry-After; /healthz and /readyz still answer."""
