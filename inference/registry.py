@@ -7,6 +7,11 @@ changed on disk is picked up by `reload(name)`, which keeps the old model if the
 Every command that takes a style (`stylize`, `styles`, `serve`, `compare`, the demo) finds its
 models folder with `resolve_models_dir` and turns what the user typed into a model file with
 `resolve_style`: one rule, here.
+
+Every model is checked when it is built (stylizer.check_model, inside Stylizer: one small forward pass; its
+output must have the input's shape, be finite and in range). `reload` is the one place that decides
+whether a new file replaces a loaded model: only once it has loaded, passed that check and the
+caller's `prepare` (the server's warm-up); on any failure the old model stays cached and serving.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import importlib.util
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from stylecast.inference.backends import read_model_info
 from stylecast.inference.stylizer import Stylizer
@@ -116,26 +121,43 @@ class StyleRegistry:
             self._info[name] = (mtime, info)
         return dict(info)
 
+    def _build(self, name: str, prepare: Callable[[Stylizer], None] | None) -> Stylizer:
+        stylizer = Stylizer(self.path(name), **self.stylizer_options)  # checks the model's output (stylizer.check_model)
+        if prepare is not None:
+            prepare(stylizer)
+        return stylizer
+
     def get(self, name: str) -> Stylizer:
-        """The Stylizer for `name`, built on first use and cached."""
-        path = self.path(name)
+        """The Stylizer for `name`, built (and checked) on first use and cached."""
+        self.path(name)
         with self._lock:
             hit = self._stylizers.get(name)
             if hit is not None:
                 return hit
-            stylizer = Stylizer(path, **self.stylizer_options)
+            stylizer = self._build(name, None)
             self._stylizers[name] = stylizer
             return stylizer
 
-    def reload(self, name: str) -> Stylizer:
-        """Rebuild `name` from its file now. If the file is no longer a valid model the UserError
+    def reload(self, name: str, prepare: Callable[[Stylizer], None] | None = None) -> Stylizer:
+        """Rebuild `name` from its file now, check it, run `prepare(stylizer)` (e.g. a warm-up that
+        may raise), and only then replace the cached one. If any of it fails the exception
         propagates and the previously loaded Stylizer (if any) stays cached and serving."""
-        path = self.path(name)
-        stylizer = Stylizer(path, **self.stylizer_options)
+        stylizer = self._build(name, prepare)
         with self._lock:
             self._stylizers[name] = stylizer
             self._info.pop(name, None)
         return stylizer
+
+    def cached(self, name: str) -> Stylizer | None:
+        """The Stylizer loaded for `name`, without building one."""
+        with self._lock:
+            return self._stylizers.get(name)
+
+    def forget(self, name: str) -> None:
+        """Drop the cached Stylizer of a style whose file is gone."""
+        with self._lock:
+            self._stylizers.pop(name, None)
+            self._info.pop(name, None)
 
     def loaded(self) -> list[str]:
         with self._lock:

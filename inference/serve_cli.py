@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import ipaddress
 import logging
-import re
 import signal
 import socket
 import sys
@@ -23,6 +22,8 @@ import uvicorn
 from stylecast.flags import DEVICE_HELP, device_arg
 from stylecast.inference.registry import MODELS_DIR_RULE, resolve_models_dir
 from stylecast.inference.server import ServerConfig, create_app
+from stylecast.inference.server_connections import uvicorn_config
+from stylecast.inference.server_logging import setup_logging
 from stylecast.errors import UserError
 
 log = logging.getLogger("stylecast.server")
@@ -43,17 +44,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "loopback, else any. Needed behind a reverse proxy that forwards its own Host")
     p.add_argument("--max-body-mb", type=float, default=d.max_body_bytes / 2**20, help="largest request body in MiB (default: %(default)g)")
     p.add_argument("--max-pixels", type=int, default=d.max_pixels, help="largest image, width x height, checked before decoding (default: %(default)d)")
+    p.add_argument("--decode-pixels", type=int, default=d.decode_pixels, help="pixels decoded at once over all workers, bounding decode memory (default: max-pixels + 12 MPix)")
     p.add_argument("--max-side", type=int, default=d.max_side, help="longer side images are scaled down to (default: %(default)d)")
     p.add_argument("--concurrency", type=int, default=d.concurrency, help="images stylized at once (default: matched to the cores / GPU)")
     p.add_argument("--queue-size", type=int, default=d.queue_size, help="requests that may wait beyond --concurrency; more get 503 (default: %(default)d)")
     p.add_argument("--deadline", type=float, default=d.deadline, help="seconds a request may take before 504 (default: %(default)g)")
     p.add_argument("--ws-max-frame-kb", type=int, default=d.ws_max_frame_bytes // 1024, help="largest webcam frame in KiB; larger closes the stream with 1009 (default: %(default)d)")
+    p.add_argument("--ws-max-pixels", type=int, default=d.ws_max_pixels, help="largest webcam frame, width x height, checked before decoding (default: %(default)d, 1080p + 10%%)")
     p.add_argument("--format", choices=("png", "jpeg", "webp"), default=d.default_format, help="output format when the client does not say (default: %(default)s)")
     p.add_argument("--device", type=device_arg, default=d.device, help=f"stylizer device: {DEVICE_HELP} (default: auto)")
     p.add_argument("--backend", choices=("auto", "ort", "openvino"), default=d.backend, help="stylizer runtime (default: auto)")
     p.add_argument("--threads", type=int, default=d.threads, help="threads per image (default: cores / concurrency)")
     p.add_argument("--watch", type=float, default=d.watch_interval, metavar="SECONDS", help="re-read the models folder when it changes, checking every SECONDS (default: off; POST /v1/reload always works)")
-    p.add_argument("--max-connections", type=int, default=d.max_connections, help="open connections at most; more get 503 (default: %(default)d)")
+    p.add_argument("--max-connections", type=int, default=d.max_connections, help="requests and streams at once; more get 503, health checks excepted (default: %(default)d)")
+    p.add_argument("--header-timeout", type=float, default=d.header_timeout, metavar="SECONDS", help="close a connection that has not sent a request head within SECONDS (default: %(default)g)")
+    p.add_argument("--max-idle-connections", type=int, default=d.max_idle_connections, help="connections waiting for a request head; more close the oldest (default: %(default)d)")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     p.add_argument("--no-access-log", action="store_true", help="do not write the JSON-lines access log to stderr")
     return p
@@ -70,43 +75,14 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         concurrency=args.concurrency, queue_size=args.queue_size, deadline=args.deadline,
         ws_max_frame_bytes=args.ws_max_frame_kb * 1024, default_format=args.format, device=args.device,
         backend=args.backend, threads=args.threads, watch_interval=args.watch, max_connections=args.max_connections,
+        header_timeout=args.header_timeout, max_idle_connections=args.max_idle_connections, decode_pixels=args.decode_pixels,
+        ws_max_pixels=args.ws_max_pixels,
     )
     if args.token is not None:
         kwargs["token"] = args.token
     config = ServerConfig(**kwargs)
     config.validate()
     return config
-
-
-class RedactTokens(logging.Filter):
-    """uvicorn logs each WebSocket handshake with its query string, where browsers put the token."""
-
-    pattern = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "token=" in message.lower():
-            record.msg, record.args = self.pattern.sub(r"\1***", message), None
-        return True
-
-
-def _setup_logging(level: str, access_log: bool) -> None:
-    root = logging.getLogger()
-    root.setLevel(getattr(logging, level.upper()))
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactTokens())
-    root.handlers[:] = [handler]
-    access = logging.getLogger("stylecast.access")
-    access.propagate = False
-    access.handlers.clear()
-    if access_log:
-        line = logging.StreamHandler(sys.stderr)
-        line.setFormatter(logging.Formatter("%(message)s"))  # the message is one JSON object
-        access.addHandler(line)
-        access.setLevel(logging.INFO)
-    else:
-        access.setLevel(logging.CRITICAL + 1)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -145,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     sock = _bind(config.host, config.port)  # first: a busy port fails before anything loads
     try:
         port = sock.getsockname()[1]
-        _setup_logging(args.log_level, not args.no_access_log)
+        setup_logging(args.log_level, not args.no_access_log)
         if not any(models.glob("*.onnx")):
             log.warning("%s has no .onnx styles yet: /readyz stays 503 until one is added and POST /v1/reload is called", models)
         if config.token is None and not _is_loopback(config.host):
@@ -153,13 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
         app = create_app(config)
         state = app.state.stylecast
-        drain = config.drain_seconds if config.drain_seconds is not None else config.deadline + 5
-        uv_config = uvicorn.Config(
-            app, host=config.host, port=config.port, log_config=None, access_log=False, lifespan="on",
-            ws_max_size=max(config.ws_max_frame_bytes, 64 * 1024), limit_concurrency=2 * config.max_connections,
-            timeout_graceful_shutdown=int(drain + 0.999), timeout_keep_alive=5, server_header=False, proxy_headers=False,
-        )
-        server = DrainingServer(uv_config, on_exit=lambda: setattr(state, "draining", True))
+        server = DrainingServer(uvicorn_config(app, config), on_exit=lambda: setattr(state, "draining", True))
         print(f"stylecast serve: {_url(config.host, port)}  (styles from {models}/; Ctrl-C to stop)", flush=True)
         server.run(sockets=[sock])
     finally:

@@ -4,7 +4,10 @@
 - formats: Pillow's detected format, not the Content-Type or a file name -> 415 outside JPEG/PNG/WebP;
 - sizes: width x height from the header, before decoding (a 300-byte PNG may declare 20000x20000)
   -> 422, as are zero sizes and absurd aspect ratios;
-- tokens: constant-time comparison (hmac.compare_digest) -> 401; WebSocket Origin allow-list -> 403.
+- tokens: constant-time comparison (hmac.compare_digest) -> 401; WebSocket Origin allow-list -> 403;
+- query strings: a parameter given twice -> 422 (which one wins differs between frameworks and proxies);
+- WebSocket text messages: size and nesting depth bounded before json.loads -> an error message;
+- decoding: `PixelBudget` bounds the pixels being decoded at once over all workers.
 Every refusal is an ApiError, rendered by `json_error` as {"error", "detail"}; `job_error` maps
 what an inference job raised (queue full, deadline, bad image, a bug) to one.
 """
@@ -12,13 +15,18 @@ what an inference job raised (queue full, deadline, bad image, a bug) to one.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import hmac
 import io
+import json
 import logging
+import re
+import threading
 import time
 from dataclasses import dataclass
-from typing import AsyncIterator
-from urllib.parse import urlsplit
+from typing import Any, AsyncIterator, Callable, Iterator
+from urllib.parse import parse_qsl, urlsplit
 
 from PIL import Image, UnidentifiedImageError
 from starlette.responses import JSONResponse
@@ -251,3 +259,96 @@ def origin_ok(origin: str | None, host: str | None, allowed: tuple[str, ...], sc
     if parts.scheme not in ("http", "https") or not host:
         return False
     return parts.netloc == host.lower()
+
+
+# A name a response may echo back (a style, a parameter): anything else is never shown.
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def repeated_parameter(query_string: bytes) -> ApiError | None:
+    """422 when a query parameter appears twice (`style=a&style=b`): frameworks, proxies and caches
+    disagree on which value wins, so the request is ambiguous. Names are compared after
+    percent-decoding, as the routes read them."""
+    seen: set[str] = set()
+    for key, _ in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if key in seen:
+            shown = key if PLAIN_NAME.fullmatch(key) else "a parameter"
+            return ApiError(422, "invalid_parameter", f"{shown} given more than once; send each parameter once")
+        seen.add(key)
+    return None
+
+
+# A settings message is a flat object of a few short fields (~100 bytes).
+MAX_MESSAGE_BYTES = 4096
+MAX_MESSAGE_DEPTH = 4
+
+
+def parse_json_message(text: str, max_bytes: int = MAX_MESSAGE_BYTES, max_depth: int = MAX_MESSAGE_DEPTH) -> Any:
+    """json.loads for a client's text message, bounded first: over `max_bytes` or nested deeper than
+    `max_depth` is refused before parsing (the json module recurses per level: 1000 `[` raise
+    RecursionError). ApiError 422 "invalid_message" for anything that is not bounded valid JSON."""
+    if len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise ApiError(422, "invalid_message", f"text messages are at most {max_bytes} bytes")
+    depth, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > max_depth:
+                raise ApiError(422, "invalid_message", f"text messages may nest at most {max_depth} levels")
+        elif ch in "]}":
+            depth -= 1
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise ApiError(422, "invalid_message", "text messages must be JSON objects") from None
+
+
+class PixelBudget:
+    """The pixels being decoded at once, over all worker threads: a weighted, first-come-first-served
+    semaphore. Decoding costs memory in proportion to the pixels the header declares (~3-4 bytes
+    each for 8-bit RGB, plus the decoder's working copy) whatever the file's size: a 116 KB PNG can
+    hold 40 MPix. Waiting takes turns (a small image does not pass a large one that waits, so the
+    large one cannot starve), and an image larger than the whole budget waits until it is alone."""
+
+    def __init__(self, capacity: int):
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self.used = 0
+        self._turns: collections.deque[object] = collections.deque()
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, pixels: int, check: Callable[[], None]) -> Iterator[None]:
+        """Hold `pixels` of the budget for the block; `check()` runs while waiting (it raises to
+        give up: the deadline passed or the client left)."""
+        need = min(max(1, int(pixels)), self.capacity)
+        turn = object()
+        with self._cond:
+            self._turns.append(turn)
+            try:
+                while self._turns[0] is not turn or self.used + need > self.capacity:
+                    check()
+                    self._cond.wait(0.05)
+            except BaseException:
+                self._turns.remove(turn)
+                self._cond.notify_all()
+                raise
+            self._turns.popleft()
+            self.used += need
+            self._cond.notify_all()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= need
+                self._cond.notify_all()

@@ -1,13 +1,12 @@
-"""The styles a server is serving: loaded once, warmed up, swapped whole on reload.
+"""The styles a server is serving: loaded once, checked, warmed up, swapped whole on reload.
 
 `ServedModels.current` is an immutable name -> LoadedStyle mapping. A reload builds a new mapping
 next to it and replaces the reference in one assignment, so a request sees either the old set or
-the new one, never a mix; a request already holding a Stylizer finishes on it. A file that fails
-to load (corrupt, truncated mid-copy, wrong contract) keeps the previous model for that name
-serving; an unchanged file (same mtime and size) keeps its warmed Stylizer.
-
-`stylize_job` is what one request asks of a served style: decode -> stylize -> encode, as one job
-for the inference pool.
+the new one, never a mix; a request already holding a Stylizer finishes on it. Whether a changed
+file replaces the model loaded from it is decided by `StyleRegistry.reload` (registry.py): only
+after it loaded, passed check_model and the warm-up; otherwise the old model keeps serving and
+this module reports it under `kept_old`. An unchanged file (same mtime and size) keeps its warmed
+Stylizer.
 """
 
 from __future__ import annotations
@@ -20,13 +19,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 from stylecast.inference.registry import StyleRegistry, resolve_models_dir
 from stylecast.inference.stylizer import Stylizer
-from stylecast.images import encode_image, open_image, pil_to_array
 
 log = logging.getLogger("stylecast.server")
 
@@ -68,7 +66,7 @@ def _signature(path: Path) -> tuple[int, int]:
 class ServedModels:
     def __init__(self, models_dir: str | os.PathLike | None, stylizer_options: dict[str, Any], warmup_sizes: tuple[tuple[int, int], ...]):
         self.models_dir = resolve_models_dir(models_dir)
-        self.stylizer_options = dict(stylizer_options)
+        self.registry = StyleRegistry(self.models_dir, **stylizer_options)
         self.warmup_sizes = tuple(warmup_sizes)
         self.current: Mapping[str, LoadedStyle] = MappingProxyType({})
         self.loaded_once = False
@@ -83,7 +81,7 @@ class ServedModels:
 
     def changed_on_disk(self) -> bool:
         """Cheap check for the file watch: did the set of files or any (mtime, size) change?"""
-        registry = StyleRegistry(self.models_dir)
+        registry = self.registry
         try:
             on_disk = {n: _signature(registry.path(n)) for n in registry.names()}
         except OSError:
@@ -100,34 +98,17 @@ class ServedModels:
         """(Re)load every `.onnx` in the folder and swap the served set in one assignment."""
         with self._lock:
             start = time.perf_counter()
-            registry = StyleRegistry(self.models_dir, **self.stylizer_options)
             old = self.current
             new: dict[str, LoadedStyle] = {}
             report = ReloadReport()
-            names = registry.names()
+            names = self.registry.names()
             for name in names:
-                prev = old.get(name)
-                try:
-                    path = registry.path(name)
-                    sig = _signature(path)
-                except Exception as exc:  # vanished between listing and stat
-                    self._failed(report, new, name, prev, exc)
-                    continue
-                if prev is not None and prev.signature == sig:
-                    new[name] = prev
-                    report.unchanged.append(name)
-                    continue
-                try:
-                    stylizer = registry.get(name)
-                    self._warm(stylizer)
-                    if _signature(path) != sig:
-                        raise RuntimeError("file changed while it was being loaded")
-                except Exception as exc:
-                    self._failed(report, new, name, prev, exc)
-                    continue
-                new[name] = LoadedStyle(name, stylizer, sig, self._info(name, stylizer, sig))
-                report.loaded.append(name)
+                loaded = self._load(name, old.get(name), report)
+                if loaded is not None:
+                    new[name] = loaded
             report.removed = sorted(set(old) - set(names))
+            for name in report.removed:
+                self.registry.forget(name)
             self.current = MappingProxyType(new)
             self.loaded_once = True
             report.seconds = round(time.perf_counter() - start, 3)
@@ -136,15 +117,29 @@ class ServedModels:
                      len(report.removed), report.seconds)
             return report
 
-    @staticmethod
-    def _failed(report: ReloadReport, new: dict[str, LoadedStyle], name: str, prev: LoadedStyle | None, exc: BaseException) -> None:
-        log.warning("style %r could not be loaded: %s", name, exc)
-        reason = public_reason(exc)
-        if prev is not None:
-            new[name] = prev
-            report.kept_old.append({"style": name, "error": reason})
-        else:
-            report.failed.append({"style": name, "error": reason})
+    def _load(self, name: str, prev: LoadedStyle | None, report: ReloadReport) -> LoadedStyle | None:
+        """The LoadedStyle to serve under `name` after this reload (None: nothing), noted in `report`."""
+        try:
+            path = self.registry.path(name)
+            sig = _signature(path)
+            if prev is not None and prev.signature == sig:
+                report.unchanged.append(name)
+                return prev
+
+            def prepare(stylizer: Stylizer) -> None:
+                self._warm(stylizer)
+                if _signature(path) != sig:
+                    raise RuntimeError("file changed while it was being loaded")
+
+            stylizer = self.registry.reload(name, prepare=prepare)
+        except Exception as exc:  # corrupt, truncated mid-copy, wrong contract, wrong output, vanished
+            log.warning("style %r could not be loaded: %s", name, exc)
+            entry = {"style": name, "error": public_reason(exc)}
+            # the registry kept whatever it had loaded before; serve that, if anything
+            (report.kept_old if prev is not None else report.failed).append(entry)
+            return prev
+        report.loaded.append(name)
+        return LoadedStyle(name, stylizer, sig, self._info(name, stylizer, sig))
 
     @staticmethod
     def _info(name: str, stylizer: Stylizer, sig: tuple[int, int]) -> dict[str, Any]:
@@ -157,22 +152,3 @@ class ServedModels:
             "bytes": sig[1],
             "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-
-
-def stylize_job(stylizer, data: bytes, *, size: int | None, strength: float, preserve_color: bool, fmt: str,
-                 quality: int, max_pixels: int) -> Callable[[Callable[[], None]], tuple[bytes, tuple[int, int], dict[str, float]]]:
-    """decode -> stylize -> encode, run on a worker; `check` between stages gives up early."""
-
-    def job(check: Callable[[], None]):
-        t0 = time.perf_counter()
-        image = pil_to_array(open_image(data, name="upload", max_pixels=max_pixels))
-        check()
-        t1 = time.perf_counter()
-        out = stylizer(image, size=size, strength=strength, preserve_color=preserve_color)
-        check()
-        t2 = time.perf_counter()
-        payload = encode_image(out, fmt, quality=quality)
-        t3 = time.perf_counter()
-        return payload, (out.shape[1], out.shape[0]), {"decode": t1 - t0, "stylize": t2 - t1, "encode": t3 - t2}
-
-    return job

@@ -4,7 +4,9 @@ One task reads the socket and keeps only the newest waiting frame (an older wait
 answered "dropped" at once); another stylizes the waiting frame on the shared inference pool and
 sends it back. So a slow server lowers the frame rate instead of adding lag, and each connection
 holds at most one job. Settings (style, strength, ...) change with a JSON text message on the open
-socket. The handshake is checked before accept: token, Origin, readiness, settings.
+socket. The handshake is checked before accept: token, Origin, readiness, settings. Frames have their own
+pixel limit (`ws_max_pixels`, a camera frame's), checked from the header before decoding; text
+messages are bounded in size and depth before they are parsed.
 Protocol: see inference/server.py.
 """
 
@@ -16,17 +18,25 @@ import json
 import struct
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from stylecast.inference.server_limits import OUTPUT_FORMATS, ApiError, bearer_token, job_error, json_error, origin_ok, sniff_image, token_ok
-from stylecast.inference.server_models import stylize_job
+from stylecast.inference.server_limits import (
+    OUTPUT_FORMATS,
+    ApiError,
+    bearer_token,
+    job_error,
+    json_error,
+    origin_ok,
+    parse_json_message,
+    token_ok,
+)
+from stylecast.inference.server_logging import log_refusal
 from stylecast.inference.server_queue import Abandoned, DeadlineExceeded, Draining, Overloaded
-
-if TYPE_CHECKING:
-    from stylecast.inference.server import ServerState
+from stylecast.inference.server_service import StylizeOptions
+from stylecast.inference.server_state import ServerState
 
 
 @dataclass
@@ -103,6 +113,7 @@ def _query_settings(ws: WebSocket, state: ServerState) -> StreamSettings:
 
 async def _deny(ws: WebSocket, err: ApiError) -> None:
     """Refuse a handshake with a real HTTP status and JSON body where the server supports it."""
+    log_refusal(ws.scope, err.status, err.error, err.detail)
     if "websocket.http.response" in ws.scope.get("extensions", {}):
         await ws.send_denial_response(json_error(err.status, err.error, err.detail, err.headers))
     else:  # pragma: no cover - uvicorn supports the extension
@@ -131,158 +142,171 @@ class _Stats:
 
 
 async def stream(ws: WebSocket, state: ServerState) -> None:
-    cfg = state.config
+    """Serve one /v1/stream connection: the handshake checks, then frames until either side closes."""
     log_fields = ws.scope.setdefault("stylecast.log", {})
-    # -- handshake: token, Origin, readiness, settings; refused before accept ------------------
-    given = bearer_token(ws.headers.get("authorization"), ws.headers.get("x-api-token"), ws.query_params.get("token"))
     try:
-        if not token_ok(cfg.token, given):
-            raise ApiError(401, "unauthorized", "missing or wrong API token (send ?token=TOKEN or Authorization: Bearer TOKEN)")
-        if not origin_ok(ws.headers.get("origin"), ws.headers.get("host"), cfg.allowed_origins):
-            raise ApiError(403, "forbidden_origin", "this page's origin may not open streams here (see --allow-origin)")
-        state.require_ready()
-        settings = _query_settings(ws, state)
+        settings = _handshake(ws, state)
     except ApiError as err:
         log_fields["error"] = err.error
         await _deny(ws, err)
         return
     await ws.accept()
-    metrics = state.metrics
-    metrics.ws_connections.inc()
-    metrics.ws_connections_total.inc()
-    stats = _Stats()
-    send_lock = asyncio.Lock()
-    latest: list[tuple[int, bytes, float] | None] = [None]  # the one frame waiting; a newer one replaces it
-    wake = asyncio.Event()
-    closed = asyncio.Event()
-    current = [settings]
+    await StreamSession(ws, state, settings, log_fields).run()
 
-    async def send_json(obj: dict[str, Any]) -> None:
-        async with send_lock:
-            await ws.send_text(json.dumps(obj, separators=(",", ":")))
 
-    async def drop(seq: int, reason: str) -> None:
-        stats.dropped += 1
-        metrics.ws_frames.inc(result="dropped")
-        await send_json({"type": "dropped", "seq": seq, "reason": reason})
+def _handshake(ws: WebSocket, state: ServerState) -> StreamSettings:
+    """Token, Origin, readiness, settings: ApiError refuses the handshake before accept."""
+    cfg = state.config
+    # Browsers cannot set headers on a WebSocket: the page sends ?token= (redacted from every log line).
+    given = bearer_token(ws.headers.get("authorization"), ws.headers.get("x-api-token"), ws.query_params.get("token"))
+    if not token_ok(cfg.token, given):
+        raise ApiError(401, "unauthorized", "missing or wrong API token (send ?token=TOKEN or Authorization: Bearer TOKEN)")
+    if not origin_ok(ws.headers.get("origin"), ws.headers.get("host"), cfg.allowed_origins):
+        raise ApiError(403, "forbidden_origin", "this page's origin may not open streams here (see --allow-origin)")
+    state.require_ready()
+    return _query_settings(ws, state)
 
-    async def error(seq: int | None, err: ApiError) -> None:
-        stats.errors += 1
-        metrics.ws_frames.inc(result="error")
-        await send_json({"type": "error", "seq": seq, "status": err.status, "error": err.error, "detail": err.detail})
 
-    async def receiver() -> None:
+class StreamSession:
+    """One accepted stream: a receiver task keeps only the newest waiting frame (an older waiting one
+    is answered "dropped" at once), a processor task stylizes it on the shared pool."""
+
+    def __init__(self, ws: WebSocket, state: ServerState, settings: StreamSettings, log_fields: dict[str, Any]):
+        self.ws, self.state, self.cfg, self.log_fields = ws, state, state.config, log_fields
+        self.metrics = state.metrics
+        self.settings = settings
+        self.stats = _Stats()
+        self.send_lock = asyncio.Lock()
+        self.latest: tuple[int, bytes, float] | None = None  # the one frame waiting; a newer one replaces it
+        self.wake = asyncio.Event()
+        self.closed = asyncio.Event()
+
+    async def run(self) -> None:
+        self.metrics.ws_connections.inc()
+        self.metrics.ws_connections_total.inc()
+        recv_task = asyncio.ensure_future(self.receiver())
+        proc_task = asyncio.ensure_future(self.processor())
+        try:
+            await self.send_json({"type": "hello", **self.settings.public(), "styles": self.state.models.names(),
+                                  "max_frame_bytes": self.cfg.ws_max_frame_bytes, "max_pixels": self.cfg.ws_max_pixels,
+                                  "max_side": self.cfg.ws_max_side})
+            await asyncio.wait({recv_task, proc_task}, return_when=asyncio.FIRST_COMPLETED)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass
+        finally:
+            for task in (recv_task, proc_task):
+                task.cancel()
+            for task in (recv_task, proc_task):
+                with contextlib.suppress(BaseException):
+                    await task
+            self.metrics.ws_connections.dec()
+            public = self.stats.public()
+            self.log_fields.update(style=self.settings.style, **{f"frames_{k}": v for k, v in public.items() if k != "seconds"},
+                                   seconds=public["seconds"])
+            with contextlib.suppress(Exception):
+                await self.ws.close(code=1000)
+
+    async def send_json(self, obj: dict[str, Any]) -> None:
+        async with self.send_lock:
+            await self.ws.send_text(json.dumps(obj, separators=(",", ":")))
+
+    async def drop(self, seq: int, reason: str) -> None:
+        self.stats.dropped += 1
+        self.metrics.ws_frames.inc(result="dropped")
+        await self.send_json({"type": "dropped", "seq": seq, "reason": reason})
+
+    async def error(self, seq: int | None, err: ApiError) -> None:
+        self.stats.errors += 1
+        self.metrics.ws_frames.inc(result="error")
+        await self.send_json({"type": "error", "seq": seq, "status": err.status, "error": err.error, "detail": err.detail})
+
+    async def receiver(self) -> None:
         seq = 0
         try:
             while True:
-                message = await ws.receive()
+                message = await self.ws.receive()
                 if message["type"] == "websocket.disconnect":
                     return
                 data, text = message.get("bytes"), message.get("text")
                 if data is not None:
-                    if len(data) > cfg.ws_max_frame_bytes:
-                        log_fields["close"] = 1009
-                        await ws.close(code=1009, reason=f"frame over {cfg.ws_max_frame_bytes} bytes")
+                    if len(data) > self.cfg.ws_max_frame_bytes:
+                        self.log_fields["close"] = 1009
+                        await self.ws.close(code=1009, reason=f"frame over {self.cfg.ws_max_frame_bytes} bytes")
                         return
                     seq += 1
-                    stats.received += 1
-                    stale = latest[0]
-                    latest[0] = (seq, data, time.monotonic())
-                    wake.set()
+                    self.stats.received += 1
+                    stale, self.latest = self.latest, (seq, data, time.monotonic())
+                    self.wake.set()
                     if stale is not None:
-                        await drop(stale[0], "stale")
+                        await self.drop(stale[0], "stale")
                 elif text is not None:
-                    await on_text(text)
-        except (WebSocketDisconnect, RuntimeError):
+                    await self.on_text(text)
+        except (WebSocketDisconnect, RuntimeError, OSError):  # RuntimeError: a send after the close
             return
         finally:
-            closed.set()
-            wake.set()
+            self.closed.set()
+            self.wake.set()
 
-    async def on_text(text: str) -> None:
+    async def on_text(self, text: str) -> None:
         try:
-            values = json.loads(text)
-        except ValueError:
-            await error(None, ApiError(422, "invalid_message", "text messages must be JSON objects"))
-            return
-        if not isinstance(values, dict):
-            await error(None, ApiError(422, "invalid_message", "text messages must be JSON objects"))
-            return
-        if values.get("type") == "stats":
-            await send_json({"type": "stats", **stats.public()})
-            return
-        try:
-            current[0] = _apply_settings(current[0], values, state)
+            values = parse_json_message(text)
+            if not isinstance(values, dict):
+                raise ApiError(422, "invalid_message", "text messages must be JSON objects")
+            if values.get("type") == "stats":
+                await self.send_json({"type": "stats", **self.stats.public()})
+                return
+            self.settings = _apply_settings(self.settings, values, self.state)
         except ApiError as err:
-            await error(None, err)
+            await self.error(None, err)
             return
-        log_fields["style"] = current[0].style
-        await send_json({"type": "config", **current[0].public()})
+        self.log_fields["style"] = self.settings.style
+        await self.send_json({"type": "config", **self.settings.public()})
 
-    async def processor() -> None:
+    async def processor(self) -> None:
         while True:
-            await wake.wait()
-            wake.clear()
-            if closed.is_set():
+            await self.wake.wait()
+            self.wake.clear()
+            if self.closed.is_set():
                 return
-            item, latest[0] = latest[0], None
-            if item is None:
-                continue
-            seq, data, received_at = item
-            s = current[0]
-            try:
-                loaded = state.style(s.style)
-                header = sniff_image(data, max_pixels=cfg.max_pixels, max_aspect=cfg.max_aspect)
-                longer = max(header.width, header.height)
-                size = s.size if s.size is not None else (cfg.ws_max_side if longer > cfg.ws_max_side else None)
-                job = stylize_job(loaded.stylizer, data, size=size, strength=s.strength, preserve_color=s.preserve_color,
-                                   fmt=s.format, quality=s.quality, max_pixels=cfg.max_pixels)
-                result = await state.pool.submit(job, received_at + cfg.deadline)
-            except ApiError as err:
-                await error(seq, err)
-                continue
-            except Overloaded:
-                await drop(seq, "busy")
-                continue
-            except (DeadlineExceeded, Abandoned):
-                await drop(seq, "deadline")
-                continue
-            except Draining:
-                await ws.close(code=1012, reason="server restarting")
+            item, self.latest = self.latest, None
+            if item is not None and not await self.process(*item):
                 return
-            except Exception as exc:  # noqa: BLE001 - mapped to a JSON error; logged if unexpected
-                await error(seq, job_error(exc, cfg.deadline))
-                continue
-            payload, (w, h), stages = result.value
-            latency_ms = (time.monotonic() - received_at) * 1000
-            stats.done(latency_ms)
-            metrics.ws_frames.inc(result="processed")
-            metrics.inference_seconds.observe(result.run_seconds, style=loaded.name)
-            head = json.dumps({
-                "type": "frame", "seq": seq, "width": w, "height": h, "format": s.format.lower(), "style": loaded.name,
-                "strength": s.strength, "queue_ms": round(result.queue_seconds * 1000, 1),
-                "infer_ms": round(result.run_seconds * 1000, 1), "server_ms": round(latency_ms, 1),
-                "stages_ms": {k: round(v * 1000, 1) for k, v in stages.items()}, "stats": stats.public(),
-            }, separators=(",", ":")).encode()
-            async with send_lock:
-                await ws.send_bytes(struct.pack(">I", len(head)) + head + payload)
 
-    recv_task = asyncio.ensure_future(receiver())
-    proc_task = asyncio.ensure_future(processor())
-    try:
-        await send_json({"type": "hello", **current[0].public(), "styles": state.models.names(),
-                         "max_frame_bytes": cfg.ws_max_frame_bytes, "max_side": cfg.ws_max_side})
-        await asyncio.wait({recv_task, proc_task}, return_when=asyncio.FIRST_COMPLETED)
-    except (WebSocketDisconnect, RuntimeError, OSError):
-        pass
-    finally:
-        for task in (recv_task, proc_task):
-            task.cancel()
-        for task in (recv_task, proc_task):
-            with contextlib.suppress(BaseException):
-                await task
-        metrics.ws_connections.dec()
-        log_fields.update(style=current[0].style, **{f"frames_{k}": v for k, v in stats.public().items() if k != "seconds"},
-                          seconds=stats.public()["seconds"])
-        with contextlib.suppress(Exception):
-            await ws.close(code=1000)
+    async def process(self, seq: int, data: bytes, received_at: float) -> bool:
+        """Stylize one frame and answer it (a frame, "dropped" or "error"); False: close the stream."""
+        s = self.settings
+        try:
+            loaded = self.state.style(s.style)
+            options = StylizeOptions(size=s.size, strength=s.strength, preserve_color=s.preserve_color, format=s.format, quality=s.quality)
+            # the stream's own pixel limit (a camera frame), checked before decoding
+            job = self.state.service.job(loaded.stylizer, data, options, self.state.ws_limits)
+            result = await self.state.pool.submit(job, received_at + self.cfg.deadline)
+        except ApiError as err:
+            await self.error(seq, err)
+            return True
+        except Overloaded:
+            await self.drop(seq, "busy")
+            return True
+        except (DeadlineExceeded, Abandoned):
+            await self.drop(seq, "deadline")
+            return True
+        except Draining:
+            await self.ws.close(code=1012, reason="server restarting")
+            return False
+        except Exception as exc:  # noqa: BLE001 - mapped to a JSON error; logged if unexpected
+            await self.error(seq, job_error(exc, self.cfg.deadline))
+            return True
+        out = result.value
+        latency_ms = (time.monotonic() - received_at) * 1000
+        self.stats.done(latency_ms)
+        self.metrics.ws_frames.inc(result="processed")
+        self.metrics.inference_seconds.observe(result.run_seconds, style=loaded.name)
+        head = json.dumps({
+            "type": "frame", "seq": seq, "width": out.width, "height": out.height, "format": s.format.lower(), "style": loaded.name,
+            "strength": s.strength, "queue_ms": round(result.queue_seconds * 1000, 1),
+            "infer_ms": round(result.run_seconds * 1000, 1), "server_ms": round(latency_ms, 1),
+            "stages_ms": {k: round(v * 1000, 1) for k, v in out.stages.items()}, "stats": self.stats.public(),
+        }, separators=(",", ":")).encode()
+        async with self.send_lock:
+            await self.ws.send_bytes(struct.pack(">I", len(head)) + head + out.payload)
+        return True

