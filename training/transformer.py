@@ -10,12 +10,63 @@ and reflection padding everywhere so borders carry no zero-padding frame.
 Contract: input (B, 3, H, W) RGB in [0, 1] -> output (B, 3, H, W) RGB in [0, 1], any H, W >= 8.
 Sizes that are not multiples of 4 work: the stride-2 convs round up, the upsampled map is one or
 more pixels larger, and the output is cropped back to H x W (plain Slice ops in ONNX).
+
+Many styles in one network (Dumoulin et al. 2017, "A Learned Representation for Artistic Style"):
+with n_styles > 1 every instance norm is a `ConditionalInstanceNorm2d` whose scale and shift are
+rows of (n_styles, C) tables; the convolutions are shared. forward(x, style_weights) takes a
+weight per style, (N,) for the whole batch or (B, N) per image: a one-hot picks a style, a convex
+mix blends styles by blending their γ, β. n_styles == 1 is the single-style net, unchanged (same
+modules, same state-dict keys and shapes as before conditional norms existed).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+
+
+class ConditionalInstanceNorm2d(nn.Module):
+    """Instance norm whose affine scale γ and shift β are picked or mixed per image (Dumoulin et al.
+    2017): γ = w·Γ, β = w·B with Γ, B the (n_styles, C) tables and w (B, n_styles) style weights.
+
+    Normalizing without affine and then scaling (rather than passing γ, β into instance_norm)
+    keeps the per-image γ, β possible and exports as InstanceNormalization(scale 1, shift 0)
+    followed by Mul/Add, the shape the tiled stylizer's graph rewrite understands
+    (inference/tiling.py). Its output differs from nn.InstanceNorm2d(affine=True)'s by rounding only
+    (the net's output moves by up to 2e-6).
+    """
+
+    def __init__(self, channels: int, n_styles: int, eps: float = 1e-5):
+        super().__init__()
+        self.channels, self.n_styles, self.eps = int(channels), int(n_styles), float(eps)
+        # weight/bias: nn.InstanceNorm2d's names, so a single-style net's γ, β load into a row
+        self.weight = nn.Parameter(torch.ones(n_styles, channels))
+        self.bias = nn.Parameter(torch.zeros(n_styles, channels))
+
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
+        # (B, N, 1) * (N, C) summed over N: elementwise, so bf16 autocast leaves it in fp32 (a
+        # matmul would run in bf16), and a one-hot w gives exactly one row.
+        w = style_weights.to(self.weight.dtype)[:, :, None]
+        gamma, beta = (w * self.weight).sum(1), (w * self.bias).sum(1)
+        return F.instance_norm(x, eps=self.eps) * gamma[:, :, None, None] + beta[:, :, None, None]
+
+    def extra_repr(self) -> str:
+        return f"{self.channels}, n_styles={self.n_styles}"
+
+
+def instance_norm(channels: int, n_styles: int) -> nn.Module:
+    """The single-style net's affine instance norm, or the conditional one for several styles."""
+    return nn.InstanceNorm2d(channels, affine=True) if n_styles == 1 else ConditionalInstanceNorm2d(channels, n_styles)
+
+
+class StyleSequential(nn.Sequential):
+    """nn.Sequential that hands the style weights to the layers that take them (None: single style)."""
+
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
+        for layer in self:
+            x = layer(x, style_weights) if isinstance(layer, STYLED) else layer(x)
+        return x
 
 
 class ConvLayer(nn.Sequential):
@@ -25,11 +76,11 @@ class ConvLayer(nn.Sequential):
         super().__init__(nn.ReflectionPad2d(kernel_size // 2), nn.Conv2d(in_channels, out_channels, kernel_size, stride))
 
 
-class ConvNormReLU(nn.Sequential):
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
+class ConvNormReLU(StyleSequential):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, n_styles: int = 1):
         super().__init__(
             ConvLayer(in_channels, out_channels, kernel_size, stride),
-            nn.InstanceNorm2d(out_channels, affine=True),
+            instance_norm(out_channels, n_styles),
             nn.ReLU(inplace=True),
         )
 
@@ -37,28 +88,31 @@ class ConvNormReLU(nn.Sequential):
 class ResidualBlock(nn.Module):
     """Two 3x3 conv + instance norm layers with an identity shortcut (He et al. 2016; Gross & Wilber)."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, n_styles: int = 1):
         super().__init__()
-        self.body = nn.Sequential(
+        self.body = StyleSequential(
             ConvLayer(channels, channels, 3),
-            nn.InstanceNorm2d(channels, affine=True),
+            instance_norm(channels, n_styles),
             nn.ReLU(inplace=True),
             ConvLayer(channels, channels, 3),
-            nn.InstanceNorm2d(channels, affine=True),
+            instance_norm(channels, n_styles),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
+        return x + self.body(x, style_weights)
 
 
-class UpsampleConvLayer(nn.Sequential):
+class UpsampleConvLayer(StyleSequential):
     """x2 nearest upsample, then conv + instance norm + ReLU (resize-convolution)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, n_styles: int = 1):
         super().__init__(
             nn.Upsample(scale_factor=2, mode="nearest"),
-            ConvNormReLU(in_channels, out_channels, kernel_size),
+            ConvNormReLU(in_channels, out_channels, kernel_size, n_styles=n_styles),
         )
+
+
+STYLED = (StyleSequential, ResidualBlock, ConditionalInstanceNorm2d)
 
 
 class TransformerNet(nn.Module):
@@ -66,29 +120,52 @@ class TransformerNet(nn.Module):
 
     width: channel multiplier (1.0 -> 32/64/128 channels; 0.5 -> 16/32/64, the slim real-time net).
     residual_blocks: 5 in the paper; 3 in the slim net.
+    n_styles: 1 for one style per network; more makes every instance norm conditional (Dumoulin
+        et al. 2017): 2·Σ channels = 3,200 parameters per style in the full net (1,088 slim),
+        beside 1.68 M shared ones.
     """
 
-    def __init__(self, width: float = 1.0, residual_blocks: int = 5):
+    def __init__(self, width: float = 1.0, residual_blocks: int = 5, n_styles: int = 1):
         super().__init__()
-        if width <= 0 or residual_blocks < 0:
-            raise ValueError(f"width must be > 0 and residual_blocks >= 0, got {width}, {residual_blocks}")
-        self.width, self.residual_blocks = float(width), int(residual_blocks)
+        if width <= 0 or residual_blocks < 0 or n_styles < 1:
+            raise ValueError(f"width must be > 0, residual_blocks >= 0 and n_styles >= 1, got {width}, {residual_blocks}, {n_styles}")
+        self.width, self.residual_blocks, self.n_styles = float(width), int(residual_blocks), int(n_styles)
         c1, c2, c3 = (max(1, round(c * width)) for c in (32, 64, 128))
-        self.encoder = nn.Sequential(
-            ConvNormReLU(3, c1, 9),
-            ConvNormReLU(c1, c2, 3, stride=2),
-            ConvNormReLU(c2, c3, 3, stride=2),
+        n = self.n_styles
+        self.encoder = StyleSequential(
+            ConvNormReLU(3, c1, 9, n_styles=n),
+            ConvNormReLU(c1, c2, 3, stride=2, n_styles=n),
+            ConvNormReLU(c2, c3, 3, stride=2, n_styles=n),
         )
-        self.residuals = nn.Sequential(*[ResidualBlock(c3) for _ in range(residual_blocks)])
-        self.decoder = nn.Sequential(
-            UpsampleConvLayer(c3, c2),
-            UpsampleConvLayer(c2, c1),
+        self.residuals = StyleSequential(*[ResidualBlock(c3, n_styles=n) for _ in range(residual_blocks)])
+        self.decoder = StyleSequential(
+            UpsampleConvLayer(c3, c2, n_styles=n),
+            UpsampleConvLayer(c2, c1, n_styles=n),
             ConvLayer(c1, 3, 9),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        y = self.decoder(self.residuals(self.encoder(x)))
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, 3, H, W) in [0, 1]; style_weights (N,) or (B, N) when n_styles > 1, else None."""
+        w = self._check_style_weights(x, style_weights)
+        h, wd = x.shape[-2:]
+        y = self.decoder(self.residuals(self.encoder(x, w), w), w)
         # A sigmoid keeps the output in [0, 1] with a gradient everywhere; clamping inside the
         # training loss zeroes gradients and collapsed a CPU run (DESIGN.md).
-        return torch.sigmoid(y[..., :h, :w])
+        return torch.sigmoid(y[..., :h, :wd])
+
+    def _check_style_weights(self, x: torch.Tensor, style_weights: torch.Tensor | None) -> torch.Tensor | None:
+        if self.n_styles == 1:
+            if style_weights is not None:
+                raise ValueError("a single-style TransformerNet takes no style_weights")
+            return None
+        if style_weights is None:
+            raise ValueError(f"this TransformerNet holds {self.n_styles} styles: pass style_weights, (N,) or (B, N)")
+        if style_weights.dim() == 1:
+            style_weights = style_weights[None]  # one mix for the whole batch (broadcast over B)
+        if style_weights.dim() != 2 or style_weights.shape[-1] != self.n_styles:
+            raise ValueError(f"style_weights must be ({self.n_styles},) or (B, {self.n_styles}), got {tuple(style_weights.shape)}")
+        return style_weights
+
+    def style_parameters(self) -> list[nn.Parameter]:
+        """The per-style tables (γ, β of every conditional norm), in module order."""
+        return [p for m in self.modules() if isinstance(m, ConditionalInstanceNorm2d) for p in (m.weight, m.bias)]
