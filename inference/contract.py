@@ -8,11 +8,20 @@ INPUT_NAME = "content"    # float32 (N, 3, H, W), RGB, values in [0, 1]
 OUTPUT_NAME = "stylized"  # float32 (N, 3, H, W), RGB, values in [0, 1]
 IO_CONTRACT = "RGB float32 NCHW [0,1] -> RGB float32 NCHW [0,1]"
 
+# A multi-style model (Dumoulin et al. 2017: conditional instance norm) has a second input: one
+# weight per style for each image, float32 (N, n_styles) with the content's N. A one-hot row picks
+# a style; a convex mix (weights >= 0 summing to 1) blends styles. Its metadata key STYLES_KEY
+# holds the styles as JSON, in the order of the weights:
+#   [{"name": "starry_night", "painting": "starry_night.jpg", "style_weight": 1.0}, ...]
+STYLE_WEIGHTS_NAME = "style_weights"
+STYLES_KEY = "styles"
+MULTI_IO_CONTRACT = "RGB float32 NCHW [0,1] + style weights float32 (N, n_styles) -> RGB float32 NCHW [0,1]"
+
 # Keys of the ONNX model's metadata_props.
 META_PREFIX = "stylecast."
 REQUIRED_METADATA = (
-    "style_name",      # short name, e.g. starry_night
-    "style_image",     # file name of the painting it was trained on
+    "style_name",      # short name, e.g. starry_night (a multi-style model: the model's name, e.g. painters)
+    "style_image",     # file name of the painting it was trained on (multi-style: the paintings, comma-separated)
     "recipe",          # training recipe (config name)
     "steps",           # optimizer steps trained
     "content_weight",
@@ -24,7 +33,8 @@ REQUIRED_METADATA = (
     "version",         # stylecast version that exported it
 )
 OPTIONAL_METADATA = ("architecture", "style_size", "vgg_weights", "pooling", "image_size", "precision", "weight_storage", "painting", "artist",
-                     "init_from", "init_steps", "stability_weight")
+                     "init_from", "init_steps", "stability_weight",
+                     STYLES_KEY, "base", "base_steps")  # multi-style: the styles; --base: the model styles were added to
 
 # Smallest side the network accepts (the reflection pads of the deepest layer need >= 2 px there);
 # the stylizer pads smaller images up to it.

@@ -34,15 +34,21 @@ def style_loss(
     grams: Mapping[str, torch.Tensor],
     targets: Mapping[str, torch.Tensor],
     layer_weights: Mapping[str, float],
+    per_sample: bool = False,
 ) -> torch.Tensor:
     """Σ_l w_l · mean((G_l − A_l)²) over the layers named in `layer_weights` (Gatys eq. 5).
 
     `targets[l]` is (1, C, C) or (B, C, C); a (1, C, C) target is shared by the whole batch.
+    per_sample: (B,) losses, one per image (each mean over its own C·C entries), whose mean is
+    the batch loss; a multi-style batch weights and logs them per style.
     """
     total = None
     for name, weight in layer_weights.items():
         g, a = grams[name], targets[name]
-        term = weight * F.mse_loss(g, a.expand_as(g))
+        if per_sample:
+            term = weight * (g - a.expand_as(g)).square().mean(dim=(1, 2))
+        else:
+            term = weight * F.mse_loss(g, a.expand_as(g))
         total = term if total is None else total + term
     if total is None:
         raise ValueError("style_loss needs at least one layer")

@@ -48,7 +48,9 @@ class PerceptualLoss(nn.Module):
     forward(image, content=None) returns {"total", "content", "style", "tv"} (the three terms
     unweighted, for logging). Content targets come from `content` (an image batch, features
     computed without grad) or from `set_content` (cached: the slow optimizer's fixed target).
-    Style targets must be set once with `set_style`.
+    Style targets must be set once with `set_style` (one target, or a blend of several images),
+    or with `set_styles` (one target per style, for a multi-style network: each image of a batch
+    is scored against its own style, forward(..., style_index=)).
     """
 
     def __init__(
@@ -95,6 +97,13 @@ class PerceptualLoss(nn.Module):
         self._style_names = self._set_buffers("style_target", blend_grams(grams, list(blend) if blend is not None else None))
 
     @torch.no_grad()
+    def set_styles(self, styles: Sequence[torch.Tensor]) -> None:
+        """Cache one target per style image: (N, C, C) per layer, picked per image by forward's
+        `style_index` (Dumoulin et al. 2017: each training image gets one of the N styles)."""
+        grams = [self.style_grams(s) for s in styles]
+        self._style_names = self._set_buffers("style_target", {n: torch.cat([g[n] for g in grams]) for n in self.style_layers})
+
+    @torch.no_grad()
     def set_content(self, content: torch.Tensor) -> None:
         """Cache content targets for a fixed content image (the slow optimizer's case)."""
         self._content_names = self._set_buffers("content_target", self.vgg(content, self.content_layers))
@@ -105,7 +114,16 @@ class PerceptualLoss(nn.Module):
             raise RuntimeError("PerceptualLoss: call set_style(...) before computing the loss")
         return {n: getattr(self, f"style_target_{n}") for n in self._style_names}
 
-    def forward(self, image: torch.Tensor, content: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        image: torch.Tensor,
+        content: torch.Tensor | None = None,
+        style_index: torch.Tensor | None = None,
+        style_scale: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """style_index (B,) long: image i is scored against style target style_index[i] (set_styles);
+        the result then also holds "style_per_sample" (B,), unweighted. style_scale (B,): a factor
+        on each image's style term in "total" (per-style style weights); "style" stays unweighted."""
         feats = self.vgg(image, [*self.content_layers, *self.style_layers])
         if content is not None:
             with torch.no_grad():
@@ -115,7 +133,16 @@ class PerceptualLoss(nn.Module):
         else:
             raise RuntimeError("PerceptualLoss: pass `content` or call set_content(...) first")
         c_loss = sum(w * content_loss(feats[n], targets[n]) for n, w in self.content_layers.items())
-        s_loss = style_loss({n: gram_matrix(feats[n]) for n in self.style_layers}, self.style_targets, self.style_layers)
+        grams = {n: gram_matrix(feats[n]) for n in self.style_layers}
+        extra: dict[str, torch.Tensor] = {}
+        if style_index is None:
+            s_loss = weighted = style_loss(grams, self.style_targets, self.style_layers)
+        else:
+            targets = {n: t[style_index] for n, t in self.style_targets.items()}
+            per_sample = style_loss(grams, targets, self.style_layers, per_sample=True)
+            s_loss = per_sample.mean()
+            weighted = s_loss if style_scale is None else (style_scale * per_sample).mean()
+            extra["style_per_sample"] = per_sample
         tv = total_variation(image.float())
-        total = self.content_weight * c_loss + self.style_weight * s_loss + self.tv_weight * tv
-        return {"total": total, "content": c_loss, "style": s_loss, "tv": tv}
+        total = self.content_weight * c_loss + self.style_weight * weighted + self.tv_weight * tv
+        return {"total": total, "content": c_loss, "style": s_loss, "tv": tv, **extra}

@@ -136,6 +136,28 @@ def test_perceptual_loss_blend_weights_one_zero_equals_single(vgg, images):
         assert torch.equal(target, blended.style_targets[name])
 
 
+def test_per_style_targets_score_each_image_against_its_own_style(vgg, images):
+    image, content, style = images
+    other = torch.rand(1, 3, 48, 40, generator=torch.Generator().manual_seed(5))
+    multi = PerceptualLoss("relu2_2", "relu1_1,relu3_1:0.5", style_weight=30.0, vgg=vgg)
+    multi.set_styles([style, other])
+    assert multi.style_targets["relu1_1"].shape == (2, 64, 64)
+    out = multi(image, content, style_index=torch.tensor([1, 0]))
+    # image i against style s_i, computed one image at a time with a single-style loss
+    per_image = []
+    for i, target in enumerate((other, style)):
+        single = PerceptualLoss("relu2_2", "relu1_1,relu3_1:0.5", style_weight=30.0, vgg=vgg)
+        single.set_style(target)
+        per_image.append(single(image[i : i + 1], content[i : i + 1])["style"].item())
+    assert out["style_per_sample"].tolist() == pytest.approx(per_image, rel=1e-5)
+    assert out["style"].item() == pytest.approx(sum(per_image) / 2, rel=1e-5)
+    # a per-image factor on the style term (per-style style weights) moves "total" only
+    scaled = multi(image, content, style_index=torch.tensor([1, 0]), style_scale=torch.tensor([2.0, 0.5]))
+    assert scaled["style"].item() == pytest.approx(out["style"].item(), rel=1e-6)
+    extra = 30.0 * (2.0 * per_image[0] + 0.5 * per_image[1]) / 2 - 30.0 * sum(per_image) / 2
+    assert scaled["total"].item() - out["total"].item() == pytest.approx(extra, rel=1e-4)
+
+
 def test_perceptual_loss_state_dict_is_empty(vgg, images):
     # Neither the VGG nor the cached targets belong in a checkpoint.
     loss = PerceptualLoss(vgg=vgg)

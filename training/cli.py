@@ -3,7 +3,9 @@
 Everything LightningCLI offers works: --config recipe.yaml (several allowed, later ones win),
 --print_config, --trainer.*, --model.*, --data.*, --checkpoint.* (the ModelCheckpoint). On top:
 
-  --style PAINTING     = --model.style_image PAINTING (--style-image: compare's name for it)
+  --style PAINTING     = --model.style_image PAINTING (--style-image: compare's name for it);
+                         repeated, or a folder of paintings: one network for several styles
+  --base MODEL         = --model.base MODEL: add the --style painting(s) to a trained network
   --data FOLDER        = --data.root FOLDER (a folder; `--data file.yaml` still loads a data config)
   --out RUN_DIR        = --trainer.default_root_dir RUN_DIR (default runs/<style name>)
   --steps N            = --trainer.max_steps N
@@ -21,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -41,6 +45,8 @@ from stylecast.training.checkpoints import load_checkpoint_file
 from stylecast.training.data import PhotoDataModule
 from stylecast.training.module import StyleTransferModule
 from stylecast.training.progress import StepProgressBar
+from stylecast.training.styles import expand_style_images
+from stylecast.training.warm_start import load_warm_start
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +95,7 @@ def _recipe_path(name: str, option: str = "--recipe") -> str:
 SHORTHANDS = {
     "--style": "--model.style_image",
     "--style-image": "--model.style_image",  # the painting's name in `stylecast compare`
+    "--base": "--model.base",
     "--out": "--trainer.default_root_dir",
     "--steps": "--trainer.max_steps",
 }
@@ -122,6 +129,19 @@ def expand_shorthands(argv: list[str]) -> list[str]:
         else:
             out.append(arg)
         i += 1
+    return _join_style_images(out)
+
+
+def _join_style_images(args: list[str]) -> list[str]:
+    """Several --model.style_image (--style a.jpg --style b.jpg) -> one, with a JSON list:
+    jsonargparse would keep only the last."""
+    at = [i for i in range(len(args) - 1) if args[i] == "--model.style_image"]
+    if len(at) < 2:
+        return args
+    values = [args[i + 1] for i in at]
+    dropped = {j for i in at[1:] for j in (i, i + 1)}
+    out = [a for j, a in enumerate(args) if j not in dropped]
+    out[at[0] + 1] = json.dumps(values)
     return out
 
 
@@ -219,10 +239,11 @@ class StyleTrainCLI(LightningCLI):
         cfg = self.config
         if not cfg.model.style_image:
             self.parser.error("no style image: pass --style PAINTING.jpg (or --model.style_image)")
-        if not Path(cfg.model.style_image).is_file():
-            raise UserError(f"{cfg.model.style_image}: no such file (the style image, --style / --model.style_image)")
+        paintings = expand_style_images(cfg.model.style_image)  # UserError naming a missing one
+        if cfg.model.base:
+            self._take_base_architecture(cfg)
         if not cfg.trainer.default_root_dir:
-            cfg.trainer.default_root_dir = str(Path("runs") / Path(cfg.model.style_image).stem)
+            cfg.trainer.default_root_dir = str(Path("runs") / default_run_name(cfg.model.style_image, paintings, cfg.model.base))
         root = Path(cfg.trainer.default_root_dir)
         if not cfg.checkpoint.dirpath:
             cfg.checkpoint.dirpath = str(root / "checkpoints")
@@ -240,6 +261,14 @@ class StyleTrainCLI(LightningCLI):
                 cfg.data.image_size,
             )
 
+    @staticmethod
+    def _take_base_architecture(cfg) -> None:
+        """--base fixes the network's width and depth: the base's, whatever the recipe says."""
+        base = load_warm_start(cfg.model.base, "--base")
+        if (float(cfg.model.width), int(cfg.model.residual_blocks)) != (base.width, base.residual_blocks):
+            log.info("--base: width %g, %d residual blocks, as %s", base.width, base.residual_blocks, base.source)
+            cfg.model.width, cfg.model.residual_blocks = base.width, base.residual_blocks
+
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Trainer:
         root = Path(config["default_root_dir"])
         if config.get("logger") in (None, True):
@@ -252,6 +281,16 @@ class StyleTrainCLI(LightningCLI):
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         return trainer
+
+
+def default_run_name(spec, paintings: list[Path], base: str) -> str:
+    """runs/<painting> for one; runs/<folder> for a folder; runs/<first>+<N-1> for a list; with
+    --base, runs/<base>+<new painting>."""
+    if base:
+        return f"{Path(base).stem}+{paintings[0].stem}" if len(paintings) == 1 else f"{Path(base).stem}+{len(paintings)}"
+    if isinstance(spec, str) and Path(spec).is_dir():
+        return Path(spec).resolve().name
+    return paintings[0].stem if len(paintings) == 1 else f"{paintings[0].stem}+{len(paintings) - 1}"
 
 
 def build_cli(argv: list[str]) -> StyleTrainCLI:

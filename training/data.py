@@ -3,7 +3,8 @@
 The folder is searched recursively for .jpg/.jpeg/.png/.webp (COCO's train2014/ works as is).
 A few images, picked with a fixed seed, are held out as the validation set; the rest are the
 training stream: random square crop (a `crop_scale` fraction of the shorter side), resized to
-`image_size`, random horizontal flip.
+`image_size`, random horizontal flip, and a random `draw` that picks the sample's style when one
+network learns several.
 
 The training stream is a pure function of (seed, global sample position): which photo and which
 crop sample number p gets is decided by hashing (seed, p), never by the global RNG or the worker
@@ -121,7 +122,11 @@ class PhotoStream(Dataset):
         image = crop_resize(img, box, self.image_size)
         if self.flip and rng.random() < 0.5:
             image = image.flip(-1)
-        return {"image": image, "skipped": torch.tensor(skipped)}
+        # A uniform draw of the sample's own stream, after the crop and flip ones (which it leaves
+        # as they were): a multi-style run takes draw % n_styles as the sample's style, so the
+        # style sequence is as deterministic, resumable and rank-disjoint as the photos.
+        draw = int(rng.integers(2**62))
+        return {"image": image, "skipped": torch.tensor(skipped), "draw": torch.tensor(draw)}
 
 
 class FixedImages(Dataset):

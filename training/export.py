@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import logging
 import os
 import tempfile
@@ -25,12 +26,15 @@ from typing import Any, Literal, Sequence
 import numpy as np
 import torch
 
-from stylecast.inference.contract import INPUT_NAME, IO_CONTRACT, META_PREFIX, MIN_SIDE, OUTPUT_NAME, REQUIRED_METADATA
+from stylecast.inference.contract import (
+    INPUT_NAME, IO_CONTRACT, META_PREFIX, MIN_SIDE, MULTI_IO_CONTRACT, OUTPUT_NAME, REQUIRED_METADATA, STYLE_WEIGHTS_NAME, STYLES_KEY,
+)  # fmt: skip
 from stylecast import __version__
 from stylecast.errors import UserError
 from stylecast.flags import ArgumentParser, add_force, add_quiet
 from stylecast.io import atomic_path, check_new
 from stylecast.training.checkpoints import load_checkpoint_file
+from stylecast.training.styles import styles_of
 from stylecast.training.transformer import TransformerNet
 
 log = logging.getLogger(__name__)
@@ -69,13 +73,21 @@ def load_checkpoint(ckpt_path: str | os.PathLike) -> tuple[TransformerNet, dict[
     state = {k[len("net."):].replace("_orig_mod.", ""): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     if not state:
         raise UserError(f"{path}: the checkpoint's state_dict has no 'net.*' weights")
-    net = TransformerNet(width=float(hparams.get("width", 1.0)), residual_blocks=int(hparams.get("residual_blocks", 5)))
+    n_styles = max(1, len(styles_of(hparams)))
+    net = TransformerNet(width=float(hparams.get("width", 1.0)), residual_blocks=int(hparams.get("residual_blocks", 5)), n_styles=n_styles)
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
-        raise UserError(f"{path}: 'net.*' weights do not fit TransformerNet(width={net.width}, residual_blocks={net.residual_blocks}): {first}") from None
+        raise UserError(f"{path}: 'net.*' weights do not fit {architecture(net)}: {first}") from None
     return net.eval(), hparams, int(ckpt.get("global_step", 0) or 0)
+
+
+def architecture(net: TransformerNet) -> str:
+    """The metadata's `architecture` (warm_start parses it back); n_styles only when > 1, so a
+    single-style model reads as before."""
+    styles = f", n_styles={net.n_styles}" if net.n_styles > 1 else ""
+    return f"TransformerNet(width={net.width:g}, residual_blocks={net.residual_blocks}{styles})"
 
 
 def _layers_str(layers: Any) -> str:
@@ -97,6 +109,9 @@ def metadata_from_checkpoint(hparams: dict[str, Any], global_step: int, *, style
     else:
         style_image = Path(str(style_image)).name if style_image else ""
     width, blocks = float(hparams.get("width", 1.0)), int(hparams.get("residual_blocks", 5))
+    styles = styles_of(hparams)
+    if styles:  # every row's painting, the base's included (style_image holds this run's only)
+        style_image = ",".join(s["painting"] for s in styles)
     meta = {
         "style_name": style_name,
         "style_image": style_image,
@@ -107,8 +122,10 @@ def metadata_from_checkpoint(hparams: dict[str, Any], global_step: int, *, style
         "tv_weight": str(hparams.get("tv_weight", "")),
         "content_layers": _layers_str(hparams.get("content_layers")),
         "style_layers": _layers_str(hparams.get("style_layers")),
-        "architecture": f"TransformerNet(width={width:g}, residual_blocks={blocks})",
+        "architecture": architecture(TransformerNet(width, blocks, n_styles=max(1, len(styles)))),
     }
+    if styles:
+        meta[STYLES_KEY] = json.dumps([{"name": s["name"], "painting": s["painting"], "style_weight": float(s.get("style_weight", 1.0))} for s in styles])
     for key in ("style_size", "image_size", "vgg_weights", "pooling"):
         if hparams.get(key) is not None:
             meta[key] = str(hparams[key])
@@ -117,6 +134,9 @@ def metadata_from_checkpoint(hparams: dict[str, Any], global_step: int, *, style
     if hparams.get("init_from"):  # a warm start: what it started from and that source's steps
         meta["init_from"] = Path(str(hparams["init_from"])).name
         meta["init_steps"] = str(int(hparams.get("init_steps") or 0))
+    if hparams.get("base"):  # styles added to a trained network: which, and its steps
+        meta["base"] = Path(str(hparams["base"])).name
+        meta["base_steps"] = str(int(hparams.get("base_steps") or 0))
     return meta
 
 
@@ -124,8 +144,16 @@ def metadata_from_checkpoint(hparams: dict[str, Any], global_step: int, *, style
 # Network -> ONNX
 
 
+def _n_styles(net: torch.nn.Module) -> int:
+    return int(getattr(getattr(net, "net", net), "n_styles", 1))  # HalfPrecision wraps the net
+
+
 def _torch_export(net: torch.nn.Module, path: Path, opset: int, exporter: Exporter) -> None:
     example = torch.rand(1, 3, 64, 64)
+    n_styles = _n_styles(net)
+    # A multi-style net takes one weight row per image: (batch, n_styles), the content's batch.
+    args = (example,) if n_styles == 1 else (example, torch.full((1, n_styles), 1.0 / n_styles))
+    names = [INPUT_NAME] if n_styles == 1 else [INPUT_NAME, STYLE_WEIGHTS_NAME]
     with warnings.catch_warnings():
         # Both exporters warn about things that do not concern a plain conv net (the legacy one
         # about its own deprecation; dynamo about version conversion); tests check the result.
@@ -134,18 +162,21 @@ def _torch_export(net: torch.nn.Module, path: Path, opset: int, exporter: Export
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
         if exporter == "dynamo":
             batch, height, width = torch.export.Dim("batch"), torch.export.Dim("height", min=MIN_SIDE), torch.export.Dim("width", min=MIN_SIDE)
+            shapes = {"x": {0: batch, 2: height, 3: width}}
+            if n_styles > 1:
+                shapes["style_weights"] = {0: batch}
             torch.onnx.export(
-                net, (example,), str(path), dynamo=True, external_data=False, opset_version=opset,
-                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                dynamic_shapes={"x": {0: batch, 2: height, 3: width}},
+                net, args, str(path), dynamo=True, external_data=False, opset_version=opset,
+                input_names=names, output_names=[OUTPUT_NAME], dynamic_shapes=shapes,
                 optimize=True, verify=False, report=False, verbose=False,
             )
         elif exporter == "legacy":
+            axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"}}
+            if n_styles > 1:
+                axes[STYLE_WEIGHTS_NAME] = {0: "batch"}
             torch.onnx.export(
-                net, (example,), str(path), dynamo=False, opset_version=opset,
-                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"}},
-                do_constant_folding=True,
+                net, args, str(path), dynamo=False, opset_version=opset,
+                input_names=names, output_names=[OUTPUT_NAME], dynamic_axes=axes, do_constant_folding=True,
             )
         else:
             raise ValueError(f"exporter must be 'dynamo' or 'legacy', got {exporter!r}")
@@ -158,8 +189,8 @@ class HalfPrecision(torch.nn.Module):
         super().__init__()
         self.net = copy.deepcopy(net).half()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.half()).float()
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x.half(), None if style_weights is None else style_weights.half()).float()
 
 
 def _name_dynamic_dims(model) -> None:
@@ -170,6 +201,8 @@ def _name_dynamic_dims(model) -> None:
         for i, name in ((0, "batch"), (2, "height"), (3, "width")):
             if len(dims) == 4 and not dims[i].HasField("dim_value"):
                 dims[i].dim_param = name
+        if len(dims) == 2 and not dims[0].HasField("dim_value"):  # style_weights (batch, n_styles)
+            dims[0].dim_param = "batch"
 
 
 FP16_SUFFIX = "__fp16"  # an fp16-stored initializer's name: the fp32 one's + this (warm_start reads it back)
@@ -226,7 +259,7 @@ def _full_metadata(metadata: dict[str, str], fp16: bool, fp16_weights: bool) -> 
     """The contract's keys (unprefixed) with io, version, precision and weight storage filled in;
     ValueError for a missing required key or contradictory precisions."""
     meta = {k[len(META_PREFIX):] if k.startswith(META_PREFIX) else k: str(v) for k, v in metadata.items()}
-    meta.setdefault("io", IO_CONTRACT)
+    meta.setdefault("io", MULTI_IO_CONTRACT if STYLES_KEY in meta else IO_CONTRACT)
     meta.setdefault("version", __version__)
     meta["precision"] = "fp16" if fp16 else "fp32"
     if fp16 and fp16_weights:
@@ -242,6 +275,12 @@ def _full_metadata(metadata: dict[str, str], fp16: bool, fp16_weights: bool) -> 
 def _write_onnx(net: torch.nn.Module, path: Path, meta: dict[str, str], opset: int, fp16: bool, fp16_weights: bool, exporter: Exporter) -> None:
     """export_onnx's work, written straight to `path` (the caller's temp file)."""
     import onnx
+
+    n_styles = _n_styles(net)
+    if n_styles > 1:  # the torch-free side names the rows from this list
+        styles = json.loads(meta.get(STYLES_KEY) or "[]")
+        if len(styles) != n_styles:
+            raise ValueError(f"a {n_styles}-style network needs metadata {STYLES_KEY!r} listing {n_styles} styles, got {len(styles)}")
 
     # Scratch space for the exporter's raw file, beside the output (same disk, same limits).
     with tempfile.TemporaryDirectory(prefix=".export-", dir=path.parent) as scratch:
@@ -269,24 +308,48 @@ def _write_onnx(net: torch.nn.Module, path: Path, meta: dict[str, str], opset: i
 # Parity
 
 
-def parity(net: torch.nn.Module, onnx_path: str | os.PathLike, sizes: Sequence[tuple[int, int]] = PARITY_SIZES, *, seed: int = 0) -> dict[str, float]:
-    """Max |ORT - torch| after the sigmoid for a random photo-like batch of 1 at each (H, W)."""
+def parity_weights(n_styles: int, names: Sequence[str] | None = None, seed: int = 0) -> dict[str, torch.Tensor | None]:
+    """The style-weight vectors a parity check runs: {"": None} for a single-style net; else each
+    style's one-hot, by name, and "mix", a random convex mix of them all (seeded)."""
+    if n_styles == 1:
+        return {"": None}
+    names = list(names) if names is not None else [f"style{k}" for k in range(n_styles)]
+    eye = torch.eye(n_styles)
+    mix = torch.rand(n_styles, generator=torch.Generator().manual_seed(seed + 1)) + 0.1
+    return {**{name: eye[k] for k, name in enumerate(names)}, "mix": mix / mix.sum()}
+
+
+def parity(
+    net: torch.nn.Module,
+    onnx_path: str | os.PathLike,
+    sizes: Sequence[tuple[int, int]] = PARITY_SIZES,
+    *,
+    seed: int = 0,
+    style_names: Sequence[str] | None = None,
+) -> dict[str, float]:
+    """Max |ORT - torch| after the sigmoid for a random photo-like batch of 1 at each (H, W):
+    {"HxW": diff}; for a multi-style net per style and for a mix, {"HxW/NAME": diff, "HxW/mix": diff}."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
     gen = torch.Generator().manual_seed(seed)
+    vectors = parity_weights(_n_styles(net), style_names, seed)
     out = {}
     for h, w in sizes:
         # smooth-ish input: low-res noise upsampled, like a photo rather than white noise
         x = torch.nn.functional.interpolate(torch.rand(1, 3, max(2, h // 16), max(2, w // 16), generator=gen), size=(h, w), mode="bilinear", align_corners=False)
-        with torch.no_grad():
-            ref = net.eval()(x).numpy()
-        got = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0]
-        if got.shape != ref.shape:
-            raise AssertionError(f"ONNX output shape {got.shape} != torch {ref.shape} at {h}x{w}")
-        out[f"{h}x{w}"] = float(np.abs(got.astype(np.float32) - ref).max())
+        for name, weights in vectors.items():
+            feeds = {INPUT_NAME: x.numpy()}
+            if weights is not None:
+                feeds[STYLE_WEIGHTS_NAME] = weights[None].numpy()
+            with torch.no_grad():
+                ref = net.eval()(x, *([] if weights is None else [weights[None]])).numpy()
+            got = session.run([OUTPUT_NAME], feeds)[0]
+            if got.shape != ref.shape:
+                raise AssertionError(f"ONNX output shape {got.shape} != torch {ref.shape} at {h}x{w}")
+            out[f"{h}x{w}" + (f"/{name}" if name else "")] = float(np.abs(got.astype(np.float32) - ref).max())
     return out
 
 
@@ -322,12 +385,21 @@ def export_checkpoint(
         _write_onnx(net.eval(), tmp, _full_metadata(meta, fp16, fp16_weights), opset, fp16, fp16_weights, exporter)
         if check:
             tol = tolerance if tolerance is not None else parity_tolerance(fp16, fp16_weights)
-            diffs = parity(net, tmp)
+            names = [s["name"] for s in json.loads(meta[STYLES_KEY])] if STYLES_KEY in meta else None
+            diffs = parity(net, tmp, style_names=names)
             result.update(parity=diffs, tolerance=tol)
             worst = max(diffs.values())
             if not worst <= tol:
                 raise UserError(f"{out_path}: ONNX Runtime differs from torch by {worst:.2e} (> {tol:.0e}) at {diffs}; not written")
     return result
+
+
+def parity_summary(diffs: dict[str, float]) -> str:
+    """'256x256: 1.0e-05, ...'; for a multi-style model the worst per size over its styles and mix."""
+    worst: dict[str, list[float]] = {}
+    for key, value in diffs.items():
+        worst.setdefault(key.split("/")[0], []).append(value)
+    return ", ".join(f"{size}: {max(v):.1e}" + (f" (worst of {len(v)} style vectors)" if len(v) > 1 else "") for size, v in worst.items())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -357,8 +429,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     size_mb = out.stat().st_size / 1e6
     kind = "fp16" if args.fp16 else "fp32 with fp16-stored weights" if args.fp16_weights else "fp32"
-    print(f"wrote {out} ({size_mb:.1f} MB, {kind}, style {res['metadata']['style_name']!r}, {res['metadata']['steps']} steps)")
+    meta = res["metadata"]
+    what = f"style {meta['style_name']!r}"
+    if STYLES_KEY in meta:
+        names = [s["name"] for s in json.loads(meta[STYLES_KEY])]
+        what = f"{len(names)} styles {meta['style_name']}/{{{','.join(names)}}}"
+    print(f"wrote {out} ({size_mb:.1f} MB, {kind}, {what}, {meta['steps']} steps)")
     if res["parity"]:
-        diffs = ", ".join(f"{k}: {v:.1e}" for k, v in res["parity"].items())
-        print(f"parity vs torch (max abs diff, bound {res['tolerance']:.0e}): {diffs}")
+        print(f"parity vs torch (max abs diff, bound {res['tolerance']:.0e}): {parity_summary(res['parity'])}")
     return 0

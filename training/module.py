@@ -4,9 +4,16 @@ The model is not the system: `self.net` is the plain `TransformerNet` (what gets
 this module joins it with `PerceptualLoss` (frozen VGG + cached style Gram targets), the
 optimizer, logging and the validation image grid.
 
+Several styles (Dumoulin et al. 2017): with several paintings (a list or a folder) `self.net` is a
+`TransformerNet(n_styles=N)`; each training image gets one of the N styles, uniformly (the data
+stream's `draw`), and is scored against that style's Gram targets, its style term scaled by the
+style's --model.style_weights factor. `--base` adds styles to a trained network, training only
+their rows of the conditional norms (training/styles.py).
+
 Checkpoint contract (the exporter reads it):
 - `hyper_parameters` holds every __init__ argument below (width, residual_blocks, style_image,
-  style_size, image_size, the loss weights and layers, vgg_weights, pooling, recipe, ...);
+  style_size, image_size, the loss weights and layers, vgg_weights, pooling, recipe, ...), and for
+  a multi-style net `styles`: one {"name", "painting", "style_weight"} per row, base styles first;
 - `state_dict` holds only the transformer, under `net.*`. The VGG weights and the style targets are
   non-persistent buffers: they follow `.to(device)` but never reach a checkpoint, so a checkpoint is
   the size of the transformer (6.7 MB at width 1) plus Adam's two moments.
@@ -18,9 +25,11 @@ import logging
 import math
 import time
 from pathlib import Path
+from typing import Sequence, Union
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 
 from stylecast.losses.functional import stability_loss
 from stylecast.losses.images import load_tensor, to_array
@@ -28,6 +37,7 @@ from stylecast.losses.perceptual import PerceptualLoss, parse_layers
 from stylecast.errors import UserError
 from stylecast.images import save_image
 from stylecast.training.stability import Perturbation, random_theta, warp
+from stylecast.training.styles import check_unique, expand_style_images, freeze_all_but_styles, grow_from_base, mask_base_rows, style_records
 from stylecast.training.transformer import TransformerNet
 from stylecast.training.warm_start import apply_warm_start, load_warm_start
 
@@ -49,7 +59,12 @@ class StyleTransferModule(pl.LightningModule):
 
     The defaults are Johnson's recipe (training/configs/johnson2016.yaml).
 
-    style_image: the painting (any size; resized so its longer side is `style_size`).
+    style_image: the painting (any size; resized so its longer side is `style_size`); several
+        paintings (a list, or a folder of them) train one conditional network (Dumoulin et al.).
+    style_weights: with several paintings, a factor per painting on style_weight (default 1 each).
+    base: add the paintings as new styles to this trained network (a .ckpt of `stylecast train`
+        or an exported .onnx; single- or multi-style): only the new styles' γ, β train, every
+        other tensor stays as it was; width and residual_blocks must be the base's.
     style_size: longer side of the style image when its Gram targets are computed (Johnson: 256);
         the style's brush-stroke scale relative to the training crops follows from style_size / image_size.
     image_size: training crop side, recorded for the exporter (linked from --data.image_size).
@@ -78,7 +93,9 @@ class StyleTransferModule(pl.LightningModule):
 
     def __init__(
         self,
-        style_image: str = "",
+        style_image: Union[str, list[str]] = "",
+        style_weights: list[float] | None = None,
+        base: str = "",
         style_size: int | None = 256,
         image_size: int = 256,
         width: float = 1.0,
@@ -110,7 +127,7 @@ class StyleTransferModule(pl.LightningModule):
         if lr <= 0:
             raise UserError(f"--model.lr must be positive, got {lr}")
         self.save_hyperparameters()
-        self.net = TransformerNet(width=width, residual_blocks=residual_blocks)
+        self._build_net(width, residual_blocks)
         try:
             content, style = parse_layers(content_layers), parse_layers(style_layers)
         except ValueError as exc:
@@ -130,9 +147,44 @@ class StyleTransferModule(pl.LightningModule):
 
     # ---- set-up -------------------------------------------------------------------------------
 
+    def _build_net(self, width: float, residual_blocks: int) -> None:
+        """self.net, and for several styles: trained_styles (the records this run trains, in
+        target order), style_offset (their first row: the base's style count) and style_scales."""
+        h = self.hparams
+        self.style_paths = expand_style_images(h.style_image)
+        base_styles, base = [], None
+        if h.base:
+            if h.init_from:
+                raise UserError("--base and --model.init_from both set the starting weights: pass one")
+            if not self.style_paths:
+                raise UserError("--base adds styles to a trained network: pass the new painting(s) with --style")
+            base = load_warm_start(h.base, "--base")
+            if (base.width, base.residual_blocks) != (float(width), int(residual_blocks)):
+                raise UserError(f"--base: {base.source} is TransformerNet(width={base.width:g}, residual_blocks={base.residual_blocks}); "
+                                f"set --model.width {base.width:g} --model.residual_blocks {base.residual_blocks} (or its recipe)")  # fmt: skip
+            base_styles = base.styles
+        new = style_records(self.style_paths, h.style_weights) if len(self.style_paths) + len(base_styles) > 1 else []
+        if h.style_weights and not new:
+            raise UserError("--model.style_weights weighs several styles; for one painting set --model.style_weight")
+        self.trained_styles, self.style_offset = new, len(base_styles)
+        check_unique([*base_styles, *new])
+        n_styles = max(1, len(base_styles) + len(new))
+        self.net = TransformerNet(width=width, residual_blocks=residual_blocks, n_styles=n_styles)
+        if n_styles > 1:
+            self.hparams["styles"] = [*base_styles, *new]  # saved with the checkpoint: the exporter names the rows
+            self.register_buffer("style_scales", torch.tensor([r["style_weight"] for r in new]), persistent=False)
+        if base is not None:
+            grow_from_base(self.net, base.state_dict, len(base_styles))
+            freeze_all_but_styles(self.net)
+            self.hparams["base_steps"] = base.steps
+            log.info("adding %d style(s) to %s (%d styles, %d steps)", len(new), base.source, len(base_styles), base.steps)
+
     def setup(self, stage: str) -> None:
         if stage == "fit" and not self.loss._style_names:
-            self.set_style_image(self.hparams.style_image)
+            if self.trained_styles:
+                self.set_style_images(self.style_paths)
+            else:
+                self.set_style_image(str(self.style_paths[0]) if self.style_paths else "")
         if stage == "fit" and self.hparams.init_from and not self._warm_started:
             # Lightning restores a resumed checkpoint after setup(), so that wins over this.
             warm = load_warm_start(self.hparams.init_from)
@@ -157,26 +209,44 @@ class StyleTransferModule(pl.LightningModule):
         style = load_tensor(path, self.hparams.style_size)
         self.loss.set_style(style.to(self.device))
 
+    def set_style_images(self, paths: Sequence[str | Path]) -> None:
+        """One Gram target per trained style (fp32), in trained_styles' order."""
+        self.loss.set_styles([load_tensor(p, self.hparams.style_size).to(self.device) for p in paths])
+
     # ---- training -----------------------------------------------------------------------------
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) RGB [0, 1] -> stylized (B, 3, H, W) RGB [0, 1]."""
+    def forward(self, images: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 3, H, W) RGB [0, 1] -> stylized (B, 3, H, W) RGB [0, 1]; style_weights: (B, n_styles)
+        or (n_styles,) for a multi-style net."""
         if self.hparams.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        return self.net(images)
+        return self.net(images, style_weights)
 
-    def _losses(self, images: torch.Tensor, train: bool = True) -> dict[str, torch.Tensor]:
-        stylized = self(images)
+    def _style_index(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """Each sample's trained style (0 .. len(trained_styles)-1), uniform: the data stream's draw."""
+        if not self.trained_styles:
+            return None
+        draw = batch.get("draw")
+        if draw is None:  # a loader other than PhotoDataModule's
+            draw = torch.randint(2**62, (batch["image"].shape[0],))
+        return (draw % len(self.trained_styles)).to(self.device)
+
+    def _losses(self, images: torch.Tensor, train: bool = True, style_index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        weights, scale = None, None
+        if style_index is not None:
+            weights = F.one_hot(style_index + self.style_offset, self.net.n_styles).float()
+            scale = self.style_scales[style_index]
+        stylized = self(images, weights)
         # The content target is the input photo's own VGG features (Johnson et al. eq. 2).
-        losses = self.loss(stylized, content=images)
+        losses = self.loss(stylized, content=images, style_index=style_index, style_scale=scale)
         weight = self.hparams.stability_weight
         if weight > 0 or not train:  # validation always measures it; val/total stays the objective's
-            losses["stability"] = self._stability(images, stylized)
+            losses["stability"] = self._stability(images, stylized, weights)
             if train:
                 losses["total"] = losses["total"] + weight * losses["stability"]
         return losses
 
-    def _stability(self, images: torch.Tensor, stylized: torch.Tensor) -> torch.Tensor:
+    def _stability(self, images: torch.Tensor, stylized: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         h = self.hparams
         p = Perturbation(h.stability_shift, h.stability_rotation, h.stability_zoom, h.stability_noise)
         theta = random_theta(images.shape[0], images.shape[-2], images.shape[-1], p)
@@ -184,10 +254,14 @@ class StyleTransferModule(pl.LightningModule):
         moved = (moved + p.noise * torch.randn_like(moved)).clamp(0, 1)
         # both sides carry gradients: the net learns to answer a moved photo with its moved answer
         target, _ = warp(stylized, theta)
-        return stability_loss(self(moved), target, mask)
+        return stability_loss(self(moved, weights), target, mask)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        losses = self._losses(batch["image"])
+        style_index = self._style_index(batch)
+        losses = self._losses(batch["image"], style_index=style_index)
+        per_sample = losses.pop("style_per_sample", None)
+        if per_sample is not None:
+            self._log_style_losses(per_sample.detach(), style_index)
         self._last_losses = {k: v.detach() for k, v in losses.items()}
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, on_step=True, logger=True)
         self.log("loss", losses["total"], prog_bar=True, logger=False)
@@ -199,7 +273,26 @@ class StyleTransferModule(pl.LightningModule):
             self.log("data/skipped", float(self._skipped_decodes), on_step=True)
         return losses["total"]
 
+    def _log_style_losses(self, per_sample: torch.Tensor, style_index: torch.Tensor) -> None:
+        """train/style/<name>: the mean style loss of that style's samples since the last log.
+
+        Straight to the logger: a style drawn by no sample of a step has no value then, and
+        self.log would repeat its last one (Lightning keeps on_step values between steps)."""
+        n = len(self.trained_styles)
+        sums = getattr(self, "_style_sums", None)
+        if sums is None or sums.shape[1] != n:
+            sums = self._style_sums = torch.zeros(2, n, dtype=torch.float64)
+        sums[0].index_add_(0, style_index.cpu(), per_sample.double().cpu())
+        sums[1].index_add_(0, style_index.cpu(), torch.ones(len(style_index), dtype=torch.float64))
+        if self.logger is None or (self.global_step + 1) % max(1, self.trainer.log_every_n_steps) != 0:
+            return
+        metrics = {f"train/style/{r['name']}": float(sums[0, k] / sums[1, k]) for k, r in enumerate(self.trained_styles) if sums[1, k] > 0}
+        self.logger.log_metrics(metrics, step=self.global_step)
+        sums.zero_()
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.hparams.base:
+            mask_base_rows(self.net, self.style_offset)  # the base's styles stay bit for bit
         # Checked after backward (and after DDP's gradient all-reduce, so every rank agrees) and
         # before the weights change: a NaN never reaches the weights or a checkpoint.
         grads = [p.grad.detach().float().norm() for p in self.net.parameters() if p.grad is not None]
@@ -228,7 +321,7 @@ class StyleTransferModule(pl.LightningModule):
         self._step_started = now
 
     def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr)
+        optimizer = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], lr=self.hparams.lr)
         warmup, schedule = self.hparams.warmup_steps, self.hparams.lr_schedule
         if schedule == "constant" and warmup <= 0:
             return optimizer
@@ -249,8 +342,21 @@ class StyleTransferModule(pl.LightningModule):
     # ---- validation: losses on held-out photos + an image grid ------------------------------------
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        losses = self._losses(batch["image"], train=False)
-        self.log_dict({f"val/{k}": v for k, v in losses.items()}, sync_dist=True, batch_size=batch["image"].shape[0])
+        images = batch["image"]
+        if not self.trained_styles:
+            losses = self._losses(images, train=False)
+            self.log_dict({f"val/{k}": v for k, v in losses.items()}, sync_dist=True, batch_size=images.shape[0])
+            return
+        # every photo in every trained style: val/<loss>/<style>, and val/<loss> their mean
+        per_style = []
+        for k, record in enumerate(self.trained_styles):
+            index = torch.full((images.shape[0],), k, dtype=torch.long, device=images.device)
+            losses = self._losses(images, train=False, style_index=index)
+            losses.pop("style_per_sample")
+            self.log_dict({f"val/{key}/{record['name']}": v for key, v in losses.items()}, sync_dist=True, batch_size=images.shape[0])
+            per_style.append(losses)
+        mean = {key: torch.stack([losses[key] for losses in per_style]).mean() for key in per_style[0]}
+        self.log_dict({f"val/{key}": v for key, v in mean.items()}, sync_dist=True, batch_size=images.shape[0])
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.global_rank != 0:
@@ -260,8 +366,12 @@ class StyleTransferModule(pl.LightningModule):
             return
         images = datamodule.val_dataset().batch().to(self.device)
         with torch.no_grad(), torch.autocast(self.device.type, enabled=False):
-            stylized = self.net(images.float())
-        self.save_grid(image_grid(images, stylized), self.global_step)
+            if not self.trained_styles:
+                rows = [self.net(images.float())]
+            else:  # photos x styles: one row per trained style
+                eye = torch.eye(self.net.n_styles, device=images.device)
+                rows = [self.net(images.float(), eye[self.style_offset + k]) for k in range(len(self.trained_styles))]
+        self.save_grid(image_grid(images, rows), self.global_step)
 
     def on_validation_end(self) -> None:
         self._step_started = None  # keep validation time out of images/s
@@ -279,14 +389,17 @@ class StyleTransferModule(pl.LightningModule):
         return path
 
 
-def image_grid(originals: torch.Tensor, stylized: torch.Tensor, pad: int = 2) -> torch.Tensor:
-    """(N, 3, H, W) x 2 -> one (3, 2H + 3·pad, N·W + (N+1)·pad) image: photos on top, stylized below."""
+def image_grid(originals: torch.Tensor, stylized: torch.Tensor | Sequence[torch.Tensor], pad: int = 2) -> torch.Tensor:
+    """(N, 3, H, W) photos and R rows of stylized ones (a tensor: one row; a list: one per style)
+    -> one (3, (R+1)·H + (R+2)·pad, N·W + (N+1)·pad) image: photos on top, each row below."""
+    rows = [originals, *([stylized] if isinstance(stylized, torch.Tensor) else stylized)]
     n, _, h, w = originals.shape
-    grid = torch.ones(3, 2 * h + 3 * pad, n * w + (n + 1) * pad)
-    for i in range(n):
-        x = pad + i * (w + pad)
-        grid[:, pad : pad + h, x : x + w] = originals[i].float().cpu()
-        grid[:, 2 * pad + h : 2 * pad + 2 * h, x : x + w] = stylized[i].float().cpu().clamp(0, 1)
+    grid = torch.ones(3, len(rows) * h + (len(rows) + 1) * pad, n * w + (n + 1) * pad)
+    for r, row in enumerate(rows):
+        y = pad + r * (h + pad)
+        for i in range(n):
+            x = pad + i * (w + pad)
+            grid[:, y : y + h, x : x + w] = row[i].float().cpu().clamp(0, 1)
     return grid
 
 

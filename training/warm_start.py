@@ -15,15 +15,18 @@ Optimizer state is not carried over (Adam's moments start from zero): a warm sta
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from stylecast.errors import UserError
-from stylecast.inference.contract import META_PREFIX
+from stylecast.inference.contract import META_PREFIX, STYLES_KEY
 from stylecast.training.export import FP16_SUFFIX, load_checkpoint
+from stylecast.training.styles import style_name, styles_of
 
 
 @dataclass
@@ -33,13 +36,29 @@ class WarmStart:
     residual_blocks: int
     steps: int  # steps the source was trained for (0 when unknown)
     source: str  # file name, for the model card
+    n_styles: int = 1
+    # one record per style, {"name", "painting", "style_weight"} (training/styles.py); a
+    # single-style source has one, named after its painting (or its style_name when exported)
+    styles: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _architecture(text: str, path: Path) -> tuple[float, int]:
-    m = re.fullmatch(r"TransformerNet\(width=([0-9.]+), residual_blocks=(\d+)\)", text.strip())
+def _architecture(text: str, path: Path) -> tuple[float, int, int]:
+    m = re.fullmatch(r"TransformerNet\(width=([0-9.]+), residual_blocks=(\d+)(?:, n_styles=(\d+))?\)", text.strip())
     if not m:
         raise UserError(f"{path}: metadata 'architecture' is {text!r}, not a TransformerNet")
-    return float(m.group(1)), int(m.group(2))
+    return float(m.group(1)), int(m.group(2)), int(m.group(3) or 1)
+
+
+def _onnx_styles(meta: dict[str, str], n_styles: int, path: Path) -> list[dict[str, Any]]:
+    if n_styles == 1:
+        return [{"name": meta.get("style_name") or style_name(path), "painting": meta.get("style_image", ""), "style_weight": 1.0}]
+    try:
+        styles = json.loads(meta[STYLES_KEY])
+    except (KeyError, ValueError):
+        raise UserError(f"{path}: a {n_styles}-style model without a readable {STYLES_KEY!r} list in its metadata") from None
+    if len(styles) != n_styles:
+        raise UserError(f"{path}: metadata lists {len(styles)} styles for a {n_styles}-style network")
+    return styles
 
 
 def _from_onnx(path: Path) -> WarmStart:
@@ -53,24 +72,29 @@ def _from_onnx(path: Path) -> WarmStart:
     meta = {p.key.removeprefix(META_PREFIX): p.value for p in model.metadata_props}
     if "architecture" not in meta:
         raise UserError(f"{path}: no 'architecture' in the model's metadata (not exported by stylecast?)")
-    width, blocks = _architecture(meta["architecture"], path)
+    width, blocks, n_styles = _architecture(meta["architecture"], path)
     state = {}
     for init in model.graph.initializer:
         name = init.name.removesuffix(FP16_SUFFIX)
         state[name] = torch.from_numpy(numpy_helper.to_array(init).astype("float32"))
     steps = int(meta.get("steps") or 0)
-    return WarmStart(state, width, blocks, steps, path.name)
+    return WarmStart(state, width, blocks, steps, path.name, n_styles, _onnx_styles(meta, n_styles, path))
 
 
 def _from_checkpoint(path: Path) -> WarmStart:
     net, hparams, step = load_checkpoint(path)
-    return WarmStart(net.state_dict(), net.width, net.residual_blocks, step, path.name)
+    styles = styles_of(hparams)
+    if not styles:
+        painting = hparams.get("style_image") or path.stem
+        painting = painting[0] if isinstance(painting, (list, tuple)) and painting else painting
+        styles = [{"name": style_name(painting), "painting": Path(str(painting)).name, "style_weight": 1.0}]
+    return WarmStart(net.state_dict(), net.width, net.residual_blocks, step, path.name, net.n_styles, styles)
 
 
-def load_warm_start(path: str | Path) -> WarmStart:
+def load_warm_start(path: str | Path, option: str = "--model.init_from") -> WarmStart:
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"--model.init_from: {path}: no such file")
+        raise UserError(f"{option}: {path}: no such file")
     if path.suffix.lower() == ".onnx":
         return _from_onnx(path)
     return _from_checkpoint(path)
@@ -83,6 +107,11 @@ def apply_warm_start(net: torch.nn.Module, warm: WarmStart) -> None:
             f"--model.init_from: {warm.source} is TransformerNet(width={warm.width:g}, "
             f"residual_blocks={warm.residual_blocks}), this run builds width={net.width:g}, "
             f"residual_blocks={net.residual_blocks}: set --model.width/--model.residual_blocks to match"
+        )
+    if int(getattr(net, "n_styles", 1)) != warm.n_styles:
+        raise UserError(
+            f"--model.init_from: {warm.source} holds {warm.n_styles} style(s), this run trains {net.n_styles}: "
+            "to add styles to a trained network use --base"
         )
     own = net.state_dict()
     missing = [k for k in own if k not in warm.state_dict]
