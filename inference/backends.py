@@ -12,6 +12,7 @@ first frame of a new size pays the compile.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -21,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from stylecast.inference.contract import INPUT_NAME, META_PREFIX, OUTPUT_NAME, REQUIRED_METADATA
+from stylecast.inference.contract import INPUT_NAME, META_PREFIX, OUTPUT_NAME, REQUIRED_METADATA, STYLE_WEIGHTS_NAME, STYLES_KEY
 from stylecast.errors import UserError
 from stylecast.flags import parse_device
 
@@ -74,11 +75,28 @@ def cpu_has_bf16() -> bool:
 # Model file checks (shared by both backends; ONNX Runtime parses the file, so no `onnx` package)
 
 
+def model_styles(meta: dict[str, str], path: str | os.PathLike = "<model>") -> list[dict]:
+    """A multi-style model's styles ({"name", "painting", ...} in the order of its weights); []
+    for a single-style model. UserError for a style list that is not what the exporter writes."""
+    text = meta.get(STYLES_KEY)
+    if not text:
+        return []
+    try:
+        styles = json.loads(text)
+        names = [str(s["name"]) for s in styles]
+    except (ValueError, TypeError, KeyError):
+        raise UserError(f"{path}: metadata {META_PREFIX + STYLES_KEY} is not a list of styles with names") from None
+    if len(styles) < 2 or len(set(names)) != len(names) or any(not n or "/" in n or "," in n or ":" in n for n in names):
+        raise UserError(f"{path}: metadata {META_PREFIX + STYLES_KEY} needs two or more distinct names without '/', ',' or ':'")
+    return [dict(s, name=str(s["name"])) for s in styles]
+
+
 def read_model_info(path: str | os.PathLike) -> tuple[dict[str, str], "object"]:
     """Validate a style model and return (metadata without the prefix, the CPU ORT session).
 
     UserError naming the file when it is not ONNX, lacks the contract's metadata, or its input or
-    output is not a float (N, 3, H, W) tensor under the contract's names.
+    output is not a float (N, 3, H, W) tensor under the contract's names; a multi-style model
+    (metadata STYLES_KEY) must also take float style weights (N, n_styles), one per listed style.
     """
     ort = _ort()
     path = Path(path)
@@ -97,8 +115,14 @@ def read_model_info(path: str | os.PathLike) -> tuple[dict[str, str], "object"]:
     if missing:
         raise UserError(f"{path}: not a stylecast style model: metadata lacks {', '.join(META_PREFIX + k for k in missing)} (export it with `stylecast export`)")
     inputs, outputs = session.get_inputs(), session.get_outputs()
-    if [i.name for i in inputs] != [INPUT_NAME] or OUTPUT_NAME not in [o.name for o in outputs]:
-        raise UserError(f"{path}: expected input {INPUT_NAME!r} and output {OUTPUT_NAME!r}, found inputs {[i.name for i in inputs]} and outputs {[o.name for o in outputs]}")
+    styles = model_styles(meta, path)
+    expected = [INPUT_NAME, STYLE_WEIGHTS_NAME] if styles else [INPUT_NAME]
+    if [i.name for i in inputs] != expected or OUTPUT_NAME not in [o.name for o in outputs]:
+        raise UserError(f"{path}: expected input(s) {expected} and output {OUTPUT_NAME!r}, found inputs {[i.name for i in inputs]} and outputs {[o.name for o in outputs]}")
+    if styles:
+        shape = list(inputs[1].shape)
+        if inputs[1].type != "tensor(float)" or len(shape) != 2 or shape[1] != len(styles):
+            raise UserError(f"{path}: {STYLE_WEIGHTS_NAME!r} must be float32 (N, {len(styles)}) for its {len(styles)} styles, found {inputs[1].type} {shape}")
     for arg in (inputs[0], next(o for o in outputs if o.name == OUTPUT_NAME)):
         shape = list(arg.shape)
         if arg.type != "tensor(float)" or len(shape) != 4 or shape[1] != 3:

@@ -1,4 +1,7 @@
-"""`stylecast stylize INPUT... --style NAME|FILE.onnx -o OUT`: stylize image files without torch.
+"""`stylecast stylize INPUT... --style NAME|FILE.onnx|MIX -o OUT`: stylize image files without torch.
+
+STYLE: a style name, a model file, a style of a multi-style model (`painters/starry_night`) or a
+mix of its styles (`starry_night:0.7,great_wave:0.3`): the grammar is in inference/mix.py.
 
 INPUT: image files and/or folders (their images, not recursive). OUT: a folder (created if need
 be), a file name when there is one input, or `-` for stdout (one input). Nothing is written until
@@ -18,7 +21,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from stylecast.inference.registry import MODELS_DIR_RULE, is_model_path, resolve_style
+from stylecast.inference import mix
+from stylecast.inference.registry import MODELS_DIR_RULE, path_spec, resolve_choice
 from stylecast.inference.stylizer import Stylizer
 from stylecast.errors import UserError
 from stylecast.flags import ArgumentParser, add_device, add_force, add_quiet
@@ -42,8 +46,27 @@ class Job:
 
 
 def load_stylizer(style: str, models_dir: str | os.PathLike | None = None, **options) -> Stylizer:
-    """`style` is an .onnx file path or a style name in the models folder (registry.resolve_style)."""
-    return Stylizer(resolve_style(style, models_dir), **options)
+    """`style` is an .onnx file path, a style name in the models folder, a multi-style model's
+    style or a mix of its styles (registry.resolve_choice)."""
+    choice = resolve_choice(style, models_dir)
+    stylizer = Stylizer(choice.path, **options)
+    if choice.weights is None:
+        if stylizer.styles:  # a multi-style file given by path, without a style
+            names = stylizer.style_names
+            raise UserError(f"{style}: holds {len(names)} styles ({', '.join(names)}): pick one ({style}/{names[0]}) or mix them ({style}/{names[0]}:0.5,{names[1]}:0.5)")
+        stylizer.name = choice.name
+        return stylizer
+    return stylizer.with_style(choice.weights, choice.name)
+
+
+def output_label(style: str) -> str:
+    """The style part of output file names, from the text alone (checked before the model loads):
+    a model file's stem, a style's name, or a mix's names with percentages (starry_night70+great_wave30)."""
+    try:
+        path = path_spec(style)
+    except UserError:  # a missing file: reported as such when the model loads
+        path = Path(style)
+    return path.stem if path is not None else mix.label(style)
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -96,7 +119,8 @@ def plan_outputs(files: list[Path], output: str, fmt: str | None, style_name: st
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="stylecast stylize", description="Stylize images with an exported ONNX style (no torch needed).")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
-    p.add_argument("-s", "--style", required=True, help="style name (see `stylecast styles`) or a FILE.onnx")
+    p.add_argument("-s", "--style", required=True, help="style name (see `stylecast styles`), a FILE.onnx, a multi-style model's style "
+                   "(painters/starry_night) or a mix of its styles (starry_night:0.7,great_wave:0.3)")
     p.add_argument("-o", "--output", required=True, help="output folder, output file (one input), or - for stdout")
     p.add_argument("--models-dir", default=None, help=f"folder of <style>.onnx files (default: {MODELS_DIR_RULE})")
     p.add_argument("--size", type=int, default=None, help="resize so the longer side is SIZE px before stylizing")
@@ -140,7 +164,7 @@ def stylize_files(args: argparse.Namespace, *, stdout=None, log=None) -> list[Jo
     for f in files:
         open_image(f).close()
     # The outputs are named after the style (its file stem): checked before the model loads.
-    jobs = plan_outputs(files, args.output, args.format, Path(args.style).stem if is_model_path(args.style) else args.style, args.force)
+    jobs = plan_outputs(files, args.output, args.format, output_label(args.style), args.force)
     start = time.perf_counter()
     stylizer = load_stylizer(args.style, args.models_dir, device=args.device, backend=args.backend, threads=args.threads, precision=args.precision)
     if not quiet:

@@ -1,4 +1,5 @@
-"""`stylecast styles`: the styles in a models folder with their metadata (no torch)."""
+"""`stylecast styles`: the styles in a models folder with their metadata (no torch); each style of
+a multi-style file on its own line, as FILE/STYLE (the name `stylize -s` and the server take)."""
 
 from __future__ import annotations
 
@@ -42,9 +43,13 @@ def main(argv: list[str] | None = None) -> int:
         if "error" in s:
             print(f"{s['name']}  INVALID: {s['error']}")
             continue
-        meta = s["metadata"]
+        meta = dict(s["metadata"])
+        size = f"{s['bytes'] / 1e6:.1f} MB"
+        if "style" in s:  # one style of a multi-style file: its painting, and which file holds it
+            meta["style_image"] = s["style"].get("painting", "")
+            size = f"{s['file']}, style {s['styles'].index(s['style']['name']) + 1} of {len(s['styles'])}, {size}"
         fields = "  ".join(f"{k}={meta[k]}" for k in COLUMNS if meta.get(k))
-        print(f"{s['name']}  ({s['bytes'] / 1e6:.1f} MB)  {fields}")
+        print(f"{s['name']}  ({size})  {fields}")
         if args.verbose:
             for k in sorted(meta):
                 print(f"    {k}: {meta[k]}")

@@ -11,19 +11,26 @@ reflection padding to a multiple of 4 (and to MIN_SIDE) so the two stride-2 conv
 two x2 upsamples line up exactly, cropped back afterwards; optional tiling with feathered seams;
 colour preservation (luminance transfer in YIQ, Gatys et al. 2016) and a strength blend with the
 (resized) input.
+
+A multi-style model (several styles in one network, Dumoulin et al. 2017) takes a weight per style
+with each image: `s.styles` names them; `s.with_style({"starry_night": 0.7, "great_wave": 0.3})`
+is a Stylizer for that mix sharing the loaded model (no second session, no recompile), and
+`run`/`__call__` take `style_weights=` for one call. The registry hands out such views by name.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import threading
+from typing import Mapping, Union
 from pathlib import Path
 
 import numpy as np
 
-from stylecast.inference.backends import BackendName, Device, Precision, make_backend, read_model_info
-from stylecast.inference.contract import INPUT_NAME, MIN_SIDE, OUTPUT_NAME, SIZE_MULTIPLE
+from stylecast.inference.backends import BackendName, Device, Precision, make_backend, model_styles, read_model_info
+from stylecast.inference.contract import INPUT_NAME, MIN_SIDE, OUTPUT_NAME, SIZE_MULTIPLE, STYLE_WEIGHTS_NAME
 from stylecast.inference.tiling import ThumbnailNormGraphs, run_tiled, thumbnail_norm_graphs
 from stylecast.color import preserve_luminance
 from stylecast.errors import UserError
@@ -78,8 +85,12 @@ def check_model(session, path: str | os.PathLike) -> None:
     """
     x = _check_input()
     shape = "x".join(map(str, x.shape))
+    feeds = {INPUT_NAME: x}
+    weights = next((i for i in session.get_inputs() if i.name == STYLE_WEIGHTS_NAME), None)
+    if weights is not None and isinstance(weights.shape[1], int):  # a multi-style model: the even mix
+        feeds[STYLE_WEIGHTS_NAME] = np.full((x.shape[0], weights.shape[1]), 1.0 / weights.shape[1], np.float32)
     try:
-        y = np.asarray(session.run([OUTPUT_NAME], {INPUT_NAME: x})[0])
+        y = np.asarray(session.run([OUTPUT_NAME], feeds)[0])
     except Exception as exc:  # onnxruntime's errors have no common base class
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{path}: the model fails on a {shape} test input ({reason})") from None
@@ -93,6 +104,9 @@ def check_model(session, path: str | os.PathLike) -> None:
         raise UserError(f"{path}: output range [{low:.3g}, {high:.3g}] is outside [0, 1] for a {shape} test input")
 
 
+StyleWeights = Union[Mapping[str, float], np.ndarray, "list[float]"]
+
+
 class Stylizer:
     """One style model, ready to run. Thread-safe for concurrent calls (ORT sessions and OpenVINO
     compiled models both are; each call creates its own request).
@@ -103,6 +117,10 @@ class Stylizer:
     backend: "auto" (OpenVINO on CPU when installed, else ONNX Runtime), "ort", "openvino".
     threads: intra-op threads (None: the runtime's default, all physical cores).
     precision: OpenVINO only: "auto" (bf16 on CPUs with bf16 units), "fp32", "bf16".
+
+    A multi-style model: `styles` (its style records), `style_names`; `style_weights` is this
+    Stylizer's mix ((n_styles,) float32, None until `with_style` picks one: then every call needs
+    `style_weights=`). Single-style models have styles == [] and take no weights.
     """
 
     def __init__(
@@ -118,6 +136,9 @@ class Stylizer:
         self.metadata, session = read_model_info(self.path)
         check_model(session, self.path)
         self.name = self.path.stem
+        self.styles: list[dict] = model_styles(self.metadata, self.path)
+        self.style_names: list[str] = [s["name"] for s in self.styles]
+        self.style_weights: np.ndarray | None = None
         self._backend = make_backend(self.path, session, device=device, backend=backend, threads=threads, precision=precision)
         self.backend: str = self._backend.name
         self.device: str = self._backend.device
@@ -129,24 +150,68 @@ class Stylizer:
     def __repr__(self) -> str:
         return f"Stylizer({str(self.path)!r}, backend={self.backend!r}, providers={self.providers})"
 
+    # --- styles of a multi-style model --------------------------------------------------------
+
+    def style_vector(self, weights: StyleWeights) -> np.ndarray:
+        """{name: weight} (or a sequence in style order) -> float32 (n_styles,); unnamed styles 0.
+        The weights are used as given (the grammar in mix.py normalizes them to sum 1)."""
+        if not self.styles:
+            raise UserError(f"{self.path}: a single-style model takes no style weights")
+        n = len(self.styles)
+        if isinstance(weights, Mapping):
+            unknown = [k for k in weights if k not in self.style_names]
+            if unknown:
+                raise UserError(f"unknown style {unknown[0]!r} in {self.path.name}; its styles: {', '.join(self.style_names)}")
+            return np.array([float(weights.get(name, 0.0)) for name in self.style_names], np.float32)
+        vector = np.asarray(weights, np.float32)
+        if vector.shape not in ((n,), (1, n)) and not (vector.ndim == 2 and vector.shape[1] == n):
+            raise ValueError(f"style weights for {n} styles must be ({n},) or (B, {n}), got shape {vector.shape}")
+        return vector
+
+    def with_style(self, weights: StyleWeights, name: str | None = None) -> "Stylizer":
+        """This model with `weights` as its mix (a view: the session, compiled models and tiling
+        graphs are shared, so switching styles or mixes costs nothing)."""
+        view = copy.copy(self)
+        view.style_weights = self.style_vector(weights).reshape(-1)
+        view.name = name or self.name
+        return view
+
+    def _weights_for(self, batch: int, style_weights: StyleWeights | None) -> np.ndarray | None:
+        """(batch, n_styles) float32 for a multi-style model, None for a single-style one."""
+        if not self.styles:
+            if style_weights is not None:
+                raise UserError(f"{self.path}: a single-style model takes no style weights")
+            return None
+        vector = self.style_weights if style_weights is None else self.style_vector(style_weights)
+        if vector is None:
+            example = f"{self.path.stem}/{self.style_names[0]}"
+            raise UserError(f"{self.path}: holds {len(self.styles)} styles ({', '.join(self.style_names)}): pick one (e.g. {example}) or a mix")
+        vector = np.asarray(vector, np.float32)
+        return np.ascontiguousarray(np.broadcast_to(vector.reshape(-1, len(self.styles)), (batch, len(self.styles))))
+
     # --- the network, batch in, batch out -----------------------------------------------------
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
+    def run(self, batch: np.ndarray, style_weights: StyleWeights | None = None) -> np.ndarray:
         """float32 (N, 3, H, W) RGB in [0, 1] -> same shape, stylized. Any H, W >= 1: padded by
-        reflection to multiples of 4 (and >= MIN_SIDE) and cropped back."""
+        reflection to multiples of 4 (and >= MIN_SIDE) and cropped back. style_weights (multi-style
+        models; default this Stylizer's mix): {name: w}, (n_styles,) for all images or (N, n_styles)."""
         batch = np.asarray(batch)
         if batch.ndim != 4 or batch.shape[1] != 3:
             raise ValueError(f"expected a (N, 3, H, W) batch, got shape {batch.shape}")
         h, w = batch.shape[-2:]
         if h < 1 or w < 1 or batch.shape[0] < 1:
             raise ValueError(f"empty batch {batch.shape}")
+        weights = self._weights_for(batch.shape[0], style_weights)
         bottom, right = pad_amounts(h, w)
         x = np.ascontiguousarray(reflect_pad(batch.astype(np.float32, copy=False), bottom, right))
-        y = self._backend.run(x)
+        if weights is None:
+            y = self._backend.run(x)
+        else:
+            y = self._backend.run_feeds({INPUT_NAME: x, STYLE_WEIGHTS_NAME: weights}, [OUTPUT_NAME])[0]
         return np.ascontiguousarray(y[:, :, :h, :w], dtype=np.float32)
 
-    def _stylize_hwc(self, image: np.ndarray) -> np.ndarray:
-        return self.run(image.transpose(2, 0, 1)[None])[0].transpose(1, 2, 0)
+    def _stylize_hwc(self, image: np.ndarray, style_weights: StyleWeights | None = None) -> np.ndarray:
+        return self.run(image.transpose(2, 0, 1)[None], style_weights)[0].transpose(1, 2, 0)
 
     # --- tiles with thumbnail instance normalization (inference/tiling.py) --------------------
 
@@ -166,20 +231,23 @@ class Stylizer:
         h, w = image.shape[:2]
         return np.ascontiguousarray(reflect_pad(image.transpose(2, 0, 1)[None].astype(np.float32), *pad_amounts(h, w)))
 
-    def stylize_tiled(self, image: np.ndarray, tile: int, overlap: int = 32, thumbnail: int | None = None) -> np.ndarray:
+    def stylize_tiled(self, image: np.ndarray, tile: int, overlap: int = 32, thumbnail: int | None = None, style_weights: StyleWeights | None = None) -> np.ndarray:
         """HxWx3 -> HxWx3 in `tile`-px tiles that share instance-norm statistics (those of a
         thumbnail with longer side `thumbnail`, default `tile`, so peak memory follows the tile);
         overlaps are feathered (inference/tiling.py)."""
         h, w = image.shape[:2]
         if max(h, w) <= tile:
-            return self._stylize_hwc(image)
+            return self._stylize_hwc(image, style_weights)
+        weights = self._weights_for(1, style_weights)
+        # a multi-style model's mix is an input of both rewritten graphs (the norms' γ, β follow it)
+        mix = {} if weights is None else {STYLE_WEIGHTS_NAME: weights}
         graphs, stats_backend, apply_backend = self._tin_backends()
         thumb = pil_to_array(resize_longer(array_to_pil(image), int(thumbnail or tile))) if (thumbnail or tile) < max(h, w) else image
-        stats = dict(zip(graphs.stat_names, stats_backend.run_feeds({INPUT_NAME: self._padded(thumb)}, graphs.stat_names)))
+        stats = dict(zip(graphs.stat_names, stats_backend.run_feeds({INPUT_NAME: self._padded(thumb), **mix}, graphs.stat_names)))
 
         def one_tile(part: np.ndarray) -> np.ndarray:
             th, tw = part.shape[:2]
-            out = apply_backend.run_feeds({INPUT_NAME: self._padded(part), **stats}, [OUTPUT_NAME])[0]
+            out = apply_backend.run_feeds({INPUT_NAME: self._padded(part), **stats, **mix}, [OUTPUT_NAME])[0]
             return out[0, :, :th, :tw].transpose(1, 2, 0)
 
         return run_tiled(one_tile, image, tile, overlap)
@@ -196,6 +264,7 @@ class Stylizer:
         tile: int | None = None,
         overlap: int = 32,
         thumbnail: int | None = None,
+        style_weights: StyleWeights | None = None,
     ) -> np.ndarray:
         """Stylize one HxWx3 float32 image in [0, 1]; returns HxWx3 float32 in [0, 1], the size of
         the input after the optional longer-side resize to `size`.
@@ -205,6 +274,7 @@ class Stylizer:
         tile, overlap: run `tile`-px tiles overlapping by `overlap` px (for images that do not fit
             in memory); all tiles share the instance-norm statistics of a thumbnail (longer side
             `thumbnail`, default `tile`) and seams are feathered.
+        style_weights: a multi-style model's mix for this call (default: this Stylizer's).
         """
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3:
@@ -220,12 +290,13 @@ class Stylizer:
         image = np.clip(image.astype(np.float32, copy=False), 0.0, 1.0)
         if size is not None and size != max(image.shape[:2]):
             image = pil_to_array(resize_longer(array_to_pil(image), int(size)))
+        self._weights_for(1, style_weights)  # a missing or bad mix is an error even at strength 0
         if strength == 0.0:
             return image.copy()
         if tile:
-            stylized = self.stylize_tiled(image, int(tile), int(overlap), thumbnail)
+            stylized = self.stylize_tiled(image, int(tile), int(overlap), thumbnail, style_weights)
         else:
-            stylized = self._stylize_hwc(image)
+            stylized = self._stylize_hwc(image, style_weights)
         if preserve_color:
             stylized = preserve_luminance(stylized, image)
         if strength != 1.0:

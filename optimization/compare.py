@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from stylecast.inference.registry import MODELS_DIR_RULE, resolve_style
+from stylecast.inference.registry import MODELS_DIR_RULE, resolve_choice
 from stylecast.inference.stylizer import Stylizer
 from stylecast.losses.images import to_tensor
 from stylecast.losses.perceptual import PerceptualLoss
@@ -231,10 +231,15 @@ def compare(
     if o.init not in ("noise", "content"):
         raise UserError(f"--init must be noise or content, got {o.init!r}")
     style_image = Path(style_image)
-    model_path = resolve_style(style, models_dir)
+    choice = resolve_choice(style, models_dir)
+    model_path = choice.path
     device = torch_device(o.device)
     stylizer = Stylizer(model_path, backend=o.backend, device=str(device) if device.type == "cuda" else "cpu")
     meta = stylizer.metadata
+    if choice.weights is not None:  # a multi-style model's style (or mix): its painting(s)
+        stylizer = stylizer.with_style(choice.weights, choice.name)
+        paintings = {r["name"]: r.get("painting", "") for r in stylizer.styles}
+        meta = {**meta, "style_image": ",".join(paintings[n] for n in choice.weights)}
     check_style_image(meta, style_image, o.allow_style_mismatch)
     style_size = int(meta.get("style_size") or o.size)
     style_arr = load_image(style_image, style_size)
