@@ -225,7 +225,9 @@ class StyleRegistry:
             files = self._files()
             if model not in files:
                 multi = [stem for stem, p in files.items() if self.file_styles(p)]
-                raise UserError(f"unknown model {model!r} in {spec!r}; multi-style models: {', '.join(multi) or 'none'} (in {self.models_dir})")
+                if not multi:  # the name-or-path rule of single-style folders: a path
+                    raise UserError(f"{spec}: no such model file")
+                raise UserError(f"{spec}: no such model file, nor a style of a model here (multi-style models: {', '.join(multi)})")
             path, styles = files[model], self.file_styles(files[model])
         if not styles:
             raise UserError(f"{model} is a single-style model; {spec!r} picks styles of a multi-style one")

@@ -163,7 +163,7 @@ def test_a_model_file_path_with_a_style(models):
     ("starry_night,", "empty style in 'starry_night,'"),
     ("painters/starry_night,slim/great_wave", "a mix blends the styles of one model, but .* names painters and slim"),
     ("slim/great_wave", "slim is a single-style model"),
-    ("nope/great_wave", "unknown model 'nope' in 'nope/great_wave'; multi-style models: painters"),
+    ("nope/great_wave", r"nope/great_wave: no such model file, nor a style of a model here \(multi-style models: painters\)"),
     ("painters", r"painters holds 3 styles: pick one \(painters/starry_night, painters/great_wave, painters/the_scream\) or mix them"),
     ("full:0.5,slim:0.5", "no multi-style model here holds all of full, slim"),
 ])  # fmt: skip
