@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +29,7 @@ from stylecast.training.data import PhotoStream, StreamSampler
 from stylecast.training.export import export_checkpoint, export_onnx, load_checkpoint, metadata_from_checkpoint
 from stylecast.training.module import StyleTransferModule
 from stylecast.training.transformer import TransformerNet
-from test_training import TINY_NET, cli_args, one_thread, photos, style  # noqa: F401  (fixtures)
+from test_training import DDP_DRIVER, ROOT, cli_args, free_port, one_thread, photos, style  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +78,36 @@ def test_multi_style_run_logs_per_style_losses_and_a_photos_by_styles_grid(multi
     assert (net.n_styles, step) == (2, 3)
     assert [s["name"] for s in hparams["styles"]] == ["stripes", "blobs"]
     assert [s["painting"] for s in hparams["styles"]] == ["stripes.png", "blobs.png"]
+
+
+def test_multi_style_resume_matches_a_straight_run(photos, paintings, tmp_path):  # noqa: F811
+    two = ["--style", str(paintings / "blobs.png"), "--checkpoint.every_n_train_steps", "3", "--trainer.val_check_interval", "100",
+           "--trainer.num_sanity_val_steps", "0"]  # fmt: skip
+    stripes = paintings / "stripes.png"
+    assert train_main(cli_args(photos, stripes, tmp_path / "straight", "--steps", "5", *two)) == 0
+    assert train_main(cli_args(photos, stripes, tmp_path / "resumed", "--steps", "3", *two)) == 0
+    assert train_main(cli_args(photos, stripes, tmp_path / "resumed", "--steps", "5", "--ckpt_path", "last", *two)) == 0
+    straight, resumed = (torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True) for run in ("straight", "resumed"))
+    assert straight["global_step"] == resumed["global_step"] == 5
+    for key, value in straight["state_dict"].items():  # same photos, same styles drawn, same optimizer state
+        torch.testing.assert_close(resumed["state_dict"][key], value, atol=1e-6, rtol=1e-5, msg=key)
+
+
+def test_multi_style_ddp_two_cpu_processes_agree(photos, paintings, tmp_path):  # noqa: F811
+    driver = tmp_path / "ddp_driver.py"
+    driver.write_text(DDP_DRIVER)
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env.pop("LOCAL_RANK", None)
+    styles = json.dumps([str(paintings / "stripes.png"), str(paintings / "blobs.png")])
+    result = subprocess.run([sys.executable, str(driver), str(photos), styles, str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert (r0["step"], r1["step"]) == (3, 3) and r0["seen"] != r1["seen"]
+    for key, value in r0["net"].items():
+        torch.testing.assert_close(r1["net"][key], value, atol=0, rtol=0, msg=key)
+    tables = [k for k, v in r0["net"].items() if v.dim() == 2]
+    assert tables and all(not torch.equal(r0["initial"][k][row], r0["net"][k][row]) for k in tables for row in (0, 1))
 
 
 def test_each_sample_draws_its_style_uniformly_and_reproducibly(photos):  # noqa: F811

@@ -377,13 +377,14 @@ def test_progress_is_steps_of_the_run_without_lightnings_notices(photos, style, 
 
 DDP_DRIVER = textwrap.dedent(
     """
-    import os, sys
+    import json, os, sys
     import pytorch_lightning as pl, torch
     from pytorch_lightning.strategies import DDPStrategy
     from stylecast.training.data import PhotoDataModule
     from stylecast.training.module import StyleTransferModule
 
     photos, style, out = sys.argv[1:4]
+    style = json.loads(style) if style.startswith("[") else style  # several paintings: a multi-style net
     rank = int(os.environ.get("LOCAL_RANK", "0"))
     torch.manual_seed(100 + rank)  # different initial weights per process: DDP must broadcast rank 0's
     module = StyleTransferModule(style_image=style, style_size=64, image_size=32, width=0.25, residual_blocks=1)
