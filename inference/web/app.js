@@ -370,8 +370,8 @@ function describeDevice() {
   const style = styleByName($("style").value);
   const slow = style && style.browser && !style.browser.realtime
     ? ` ${style.name} is a full network, far from real time without a GPU; the *_slim styles are made for this.` : "";
-  const notes = engine.notes.length ? ` (${engine.notes.join("; ")})` : "";
-  return `Runs on this device: ${StylecastDevice.describe()}${notes}.${slow}`;
+  const notes = engine.notes.map((n) => ` ${n}.`).join("");
+  return `Runs on this device: ${StylecastDevice.describe()}.${notes}${slow}`;
 }
 
 function setMode(mode) {
@@ -408,8 +408,17 @@ async function switchDevice(on) {
   }
   if (!$("on-device").checked) return;  // switched off while it loaded
   device.reason = null;
+  suggestSize(styleByName($("style").value));
   deviceStatus(describeDevice());
   setMode("device");
+}
+
+// A camera not yet started gets at most the style's recommended frame size (the full nets:
+// 320x240); the user's choice is never raised, nor changed on a running camera.
+function suggestSize(style) {
+  const rec = style && style.browser && style.browser.recommended_size;
+  const [w, h] = $("resolution").value.split("x").map(Number);
+  if (rec && !cam.running && rec[0] * rec[1] < w * h) $("resolution").value = `${rec[0]}x${rec[1]}`;
 }
 
 async function deviceFrame(ctx, video) {
@@ -434,6 +443,7 @@ async function runDeviceLoop() {
   device.capture.width = cam.width;
   device.capture.height = cam.height;
   const ctx = device.capture.getContext("2d", { willReadFrequently: true });
+  $("cam-status").textContent = `${cam.width}×${cam.height} frames, stylized in this browser`;
   try {
     while (cam.running && cam.mode === "device") {
       if (video.readyState >= 2) await deviceFrame(ctx, video);
