@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS ?= train,serve,openvino,dev
+EXTRAS ?= train,serve,openvino,video,dev
 PYTEST_ARGS ?=
 
 .PHONY: install test test-slow demo bench browser-deps web-runtime clean

@@ -138,6 +138,15 @@ def test_torch_commands_say_in_one_line_how_to_get_torch(installed):
         assert res.stderr == f"stylecast {command}: error: needs torch, which is not installed; install it with: pip install 'stylecast[train]'\n"
 
 
+def test_a_video_without_the_video_extra_says_which_extra_in_one_line(installed):
+    (installed["work"] / "clip.mp4").write_bytes(b"\0" * 64)  # refused before it is read: [serve] has no PyAV
+    res = stylecast(installed, "stylize", "clip.mp4", "-s", "starry_night_slim", "-o", "video/")
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr == ("stylecast stylize: error: clip.mp4: video files need PyAV, which is not installed; "
+                          "install it with: pip install 'stylecast[video]'\n")
+    assert not (installed["work"] / "video").exists()
+
+
 def test_demo_job_stylizes_with_every_style(installed):
     res = stylecast(installed, "demo", "--no-serve", "-o", "demo/demo.png")
     assert res.returncode == 0, res.stderr
