@@ -38,6 +38,7 @@ browser-deps:
 	    echo "warning: could not install chromium; browser tests will be skipped"; }
 
 test: $(STAMP) $(WEB_RUNTIME) browser-deps
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-slow: $(STAMP) $(WEB_RUNTIME) browser-deps

@@ -36,7 +36,6 @@ PyAV is the optional extra `[video]`; it is imported only when a video is opened
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import re
 import sys

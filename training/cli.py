@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
