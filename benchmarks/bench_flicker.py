@@ -7,6 +7,10 @@ sensor noise. Warping error = mean |O_t − warp(O_{t−1})| over pixels visible
 amplification = the output's temporal std / the input's (1 passes the noise through).
 
     python -m benchmarks --only flicker     # or: python -m benchmarks.bench_flicker
+    python -m benchmarks.bench_flicker --add runs/a.onnx runs/b.onnx   # more rows, the others kept
+
+`--add` measures only the given models (e.g. nets trained with the stability loss) and adds or
+replaces their rows in the last results; each row says the model's stability weight and steps.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.bench_inference import peer_session
-from benchmarks.common import ROOT, machine_info, machine_line, markdown_table, update_section, write_json
+from benchmarks.common import RESULTS, ROOT, machine_info, machine_line, markdown_table, update_section, write_json
 from stylecast.flicker import MOTIONS, measure
 from stylecast.images import load_image
 from stylecast.inference.stylizer import Stylizer
@@ -47,15 +51,32 @@ def nets() -> dict:
     return out
 
 
-def run(quick: bool = True) -> dict:
+def extra_nets(paths) -> dict:
+    out = {}
+    for path in map(Path, paths):
+        s = Stylizer(path, backend="ort")
+        m = s.metadata
+        label = f"{path.stem} ({m.get('style_name')}, stability ×{m.get('stability_weight', '0')}, {m.get('steps')} steps"
+        label += f" from {m['init_from']})" if m.get("init_from") else ")"
+        out[label] = lambda f, s=s: s(f)
+    return out
+
+
+def run(quick: bool = True, add: tuple[str, ...] = ()) -> dict:
     frames = 6 if quick else 12
     photos = {name: load_image(SHARED / name, 480) for name in PHOTOS}
     rows = []
-    for label, fn in nets().items():
+    if add:  # keep the earlier rows of the models not re-measured
+        earlier = json.loads((RESULTS / "flicker.json").read_text())
+        frames = earlier["frames"]
+    for label, fn in (extra_nets(add) if add else nets()).items():
         per_photo = {name: measure(fn, photo, MOTIONS, frames=frames, size=FRAME) for name, photo in photos.items()}
         mean = {k: float(np.mean([m[k] for m in per_photo.values()])) for k in next(iter(per_photo.values()))}
-        rows.append({"net": label, "mean": mean, "per_photo": per_photo})
+        rows.append({"net": label, "mean": mean, "per_photo": per_photo, "added": bool(add), "load_avg": os.getloadavg()[0]})
         print(f"  {label}: " + ", ".join(f"{k} {v:.2f}" for k, v in mean.items()), file=sys.stderr)
+    if add:
+        labels = {r["net"] for r in rows}
+        rows = [r for r in earlier["rows"] if r["net"] not in labels] + rows
     payload = {"machine": machine_info(), "photos": list(PHOTOS), "frame": list(FRAME), "frames": frames,
                "motions": [m.name for m in MOTIONS], "rows": rows, "quick": quick}
     write_json("flicker", payload)
@@ -76,10 +97,14 @@ def render(p: dict) -> str:
         "multiple of the nets' total stride (4): they are nearly shift-equivariant there and alias at 1 and 0.5 px.",
         "",
     ]
-    table = [[r["net"], *[r["mean"][k] for k in keys]] for r in p["rows"]]
+    table = [[r["net"] + (" †" if r.get("added") else ""), *[r["mean"][k] for k in keys]] for r in p["rows"]]
     lines.append(markdown_table(["net", *keys], table))
+    if any(r.get("added") for r in p["rows"]):
+        lines += ["", "† measured later with `--add` on the same machine (the numbers are deterministic: no timing is involved)."]
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(quick="--full" not in sys.argv)["rows"], indent=1)[:3000])
+    args = sys.argv[1:]
+    extra = tuple(args[args.index("--add") + 1:]) if "--add" in args else ()
+    run(quick="--full" not in args, add=extra)

@@ -1,10 +1,11 @@
-"""`stylecast stylize INPUT... --style NAME|FILE.onnx|MIX -o OUT`: stylize image files without torch.
+"""`stylecast stylize INPUT... --style NAME|FILE.onnx|MIX -o OUT`: stylize photos and videos without torch.
 
 STYLE: a style name, a model file, a style of a multi-style model (`painters/starry_night`) or a
 mix of its styles (`starry_night:0.7,great_wave:0.3`): the grammar is in inference/mix.py.
 
-INPUT: image files and/or folders (their images, not recursive). OUT: a folder (created if need
-be), a file name when there is one input, or `-` for stdout (one input). Nothing is written until
+INPUT: image and video files and/or folders (their photos and videos, not recursive). OUT: a
+folder (created if need be), a file name when there is one input, or `-` for stdout (one photo).
+Videos go through stylecast.inference.video (PyAV, the [video] extra). Nothing is written until
 every input has been opened and every output name checked; an error part-way (a write that fails
 included: one line naming the file, exit 2) removes what this run wrote, so a failed run leaves no
 partial output. An existing output is replaced only with --force; an input file never is.
@@ -24,6 +25,8 @@ from tqdm import tqdm
 from stylecast.inference import mix
 from stylecast.inference.registry import MODELS_DIR_RULE, path_spec, resolve_choice
 from stylecast.inference.stylizer import Stylizer
+from stylecast.inference.video import (DEFAULT_BATCH, OUTPUT_FORMATS as VIDEO_OUTPUT_FORMATS, VIDEO_SUFFIXES, VideoInfo, is_video_path,
+                                       output_suffix_for, probe_video, stylize_video)
 from stylecast.errors import UserError
 from stylecast.flags import ArgumentParser, add_device, add_force, add_quiet
 from stylecast.images import SAVE_FORMATS, encode_image, load_image, open_image
@@ -31,9 +34,12 @@ from stylecast.io import RunOutputs, check_new
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 FORMAT_SUFFIX = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp"}
+INPUT_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 
 
 def output_suffix(src: Path, fmt: str | None) -> str:
+    if is_video_path(src):
+        return output_suffix_for(src)  # a video stays a video; --format is for photos
     if fmt:
         return FORMAT_SUFFIX[fmt]
     return src.suffix.lower() if src.suffix.lower() in SAVE_FORMATS else ".png"
@@ -43,6 +49,7 @@ def output_suffix(src: Path, fmt: str | None) -> str:
 class Job:
     src: Path
     dst: Path | None  # None: stdout
+    video: VideoInfo | None = None  # set for a video input once it has been probed
 
 
 def load_stylizer(style: str, models_dir: str | os.PathLike | None = None, **options) -> Stylizer:
@@ -74,9 +81,9 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES and not q.name.startswith("."))
+            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in INPUT_SUFFIXES and not q.name.startswith("."))
             if not found:
-                raise UserError(f"{p}: folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+                raise UserError(f"{p}: folder has no images or videos ({', '.join(sorted(INPUT_SUFFIXES))})")
             files += found
         elif p.is_file():
             files.append(p)
@@ -92,11 +99,13 @@ def plan_outputs(files: list[Path], output: str, fmt: str | None, style_name: st
     if output == "-":
         if len(files) != 1:
             raise UserError(f"-o - writes one image to stdout, but {len(files)} inputs were given")
+        if is_video_path(files[0]):
+            raise UserError(f"{files[0]}: a video cannot be written to stdout (-o -); give an output file or folder")
         return [Job(files[0], None)]
     out = Path(output)
-    looks_like_file = out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir()
-    if len(files) == 1 and out.suffix.lower() in IMAGE_SUFFIXES - set(SAVE_FORMATS) and not out.is_dir():
-        raise UserError(f"{out}: unsupported output format {out.suffix!r}; use one of {', '.join(SAVE_FORMATS)}")
+    looks_like_file = out.suffix.lower() in INPUT_SUFFIXES and not out.is_dir()
+    if len(files) == 1 and looks_like_file:
+        check_output_kind(files[0], out)
     if len(files) > 1 and looks_like_file:
         # It would become a folder named like an image (issue 15.8): surely not what was meant.
         raise UserError(f"{out}: a file name, but {len(files)} inputs need an output folder")
@@ -116,9 +125,18 @@ def plan_outputs(files: list[Path], output: str, fmt: str | None, style_name: st
     return jobs
 
 
+def check_output_kind(src: Path, out: Path) -> None:
+    """A photo is written as a photo, a video as a video, each in a format we can write."""
+    suffix = out.suffix.lower()
+    if is_video_path(src) and suffix not in VIDEO_OUTPUT_FORMATS:
+        raise UserError(f"{out}: {src} is a video; its output must be one of {', '.join(VIDEO_OUTPUT_FORMATS)}")
+    if not is_video_path(src) and suffix not in SAVE_FORMATS:
+        raise UserError(f"{out}: unsupported output format {out.suffix!r}; use one of {', '.join(SAVE_FORMATS)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="stylecast stylize", description="Stylize images with an exported ONNX style (no torch needed).")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
+    p = ArgumentParser(prog="stylecast stylize", description="Stylize photos and videos with an exported ONNX style (no torch needed).")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="photo and video files and/or folders of them")
     p.add_argument("-s", "--style", required=True, help="style name (see `stylecast styles`), a FILE.onnx, a multi-style model's style "
                    "(painters/starry_night) or a mix of its styles (starry_night:0.7,great_wave:0.3)")
     p.add_argument("-o", "--output", required=True, help="output folder, output file (one input), or - for stdout")
@@ -134,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--format", choices=sorted(FORMAT_SUFFIX), default=None, help="output format in a folder / on stdout (default: input's, else png)")
     p.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality (default 92)")
+    p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"video: frames per network run (default {DEFAULT_BATCH})")
+    p.add_argument("--crf", type=int, default=None, help="video: constant rate factor, lower is better and bigger (default 18 for H.264, 30 for VP9)")
     add_force(p)
     add_quiet(p)
     return p
@@ -152,6 +172,10 @@ def validate_args(args: argparse.Namespace) -> None:
         raise UserError(f"--threads must be >= 1, got {args.threads}")
     if not 1 <= args.quality <= 100:
         raise UserError(f"--quality must be 1..100, got {args.quality}")
+    if args.batch < 1:
+        raise UserError(f"--batch must be at least 1 frame, got {args.batch}")
+    if args.crf is not None and not 0 <= args.crf <= 63:
+        raise UserError(f"--crf must be 0..63, got {args.crf}")
 
 
 def stylize_files(args: argparse.Namespace, *, stdout=None, log=None) -> list[Job]:
@@ -161,10 +185,16 @@ def stylize_files(args: argparse.Namespace, *, stdout=None, log=None) -> list[Jo
     log = log or (sys.stderr if args.output == "-" else sys.stdout)
     files = expand_inputs(args.inputs)
     # Open every input before writing anything: a bad file fails the run with nothing written.
+    # A video is probed (opened, its first frame decoded); a corrupt one can still fail part-way,
+    # which removes what the run wrote.
+    videos = {f: probe_video(f) for f in files if is_video_path(f)}
     for f in files:
-        open_image(f).close()
+        if f not in videos:
+            open_image(f).close()
     # The outputs are named after the style (its file stem): checked before the model loads.
     jobs = plan_outputs(files, args.output, args.format, output_label(args.style), args.force)
+    for job in jobs:
+        job.video = videos.get(job.src)
     start = time.perf_counter()
     stylizer = load_stylizer(args.style, args.models_dir, device=args.device, backend=args.backend, threads=args.threads, precision=args.precision)
     if not quiet:
@@ -175,6 +205,9 @@ def stylize_files(args: argparse.Namespace, *, stdout=None, log=None) -> list[Jo
             outputs.folder(jobs[0].dst.parent)
         bar = tqdm(jobs, desc="stylize", unit="img", file=sys.stderr, disable=quiet or len(jobs) < 2, leave=False)
         for job in bar:
+            if job.video is not None:
+                stylize_video_job(job, stylizer, args, outputs, log)
+                continue
             image = load_image(job.src)
             t0 = time.perf_counter()
             result = stylizer(image, size=args.size, strength=args.strength, preserve_color=args.preserve_color, tile=args.tile, overlap=args.overlap)
@@ -190,6 +223,15 @@ def stylize_files(args: argparse.Namespace, *, stdout=None, log=None) -> list[Jo
             if not quiet:
                 tqdm.write(f"{job.src} -> {job.dst or '<stdout>'}  {w}x{h}  {seconds:.2f} s", file=log)
     return jobs
+
+
+def stylize_video_job(job: Job, stylizer: Stylizer, args: argparse.Namespace, outputs: RunOutputs, log) -> None:
+    quiet = getattr(args, "quiet", False)
+    r = stylize_video(job.src, job.dst, stylizer, size=args.size, strength=args.strength, preserve_color=args.preserve_color,
+                      batch=args.batch, tile=args.tile, overlap=args.overlap, crf=args.crf, progress=not quiet, outputs=outputs, info=job.video)
+    if not quiet:
+        tqdm.write(f"{job.src} -> {job.dst}  {r.width}x{r.height}  {r.frames} frames, {r.seconds:.2f} s at {r.fps:.3g} fps, "
+                   f"{r.video_codec}, audio {r.audio}  {r.elapsed:.2f} s ({r.frames_per_second:.1f} frames/s)", file=log)
 
 
 def main(argv: list[str] | None = None) -> int:

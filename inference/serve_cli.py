@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-connections", type=int, default=d.max_connections, help="requests and streams at once; more get 503, health checks excepted (default: %(default)d)")
     p.add_argument("--header-timeout", type=float, default=d.header_timeout, metavar="SECONDS", help="close a connection that has not sent a request head within SECONDS (default: %(default)g)")
     p.add_argument("--max-idle-connections", type=int, default=d.max_idle_connections, help="connections waiting for a request head; more close the oldest (default: %(default)d)")
+    p.add_argument("--no-browser-models", action="store_true",
+                   help="do not hand the style models to the page: every webcam frame is stylized here (the page's 'run on this device' switch says so)")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     p.add_argument("--no-access-log", action="store_true", help="do not write the JSON-lines access log to stderr")
     return p
@@ -76,7 +78,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         ws_max_frame_bytes=args.ws_max_frame_kb * 1024, default_format=args.format, device=args.device,
         backend=args.backend, threads=args.threads, watch_interval=args.watch, max_connections=args.max_connections,
         header_timeout=args.header_timeout, max_idle_connections=args.max_idle_connections, decode_pixels=args.decode_pixels,
-        ws_max_pixels=args.ws_max_pixels,
+        ws_max_pixels=args.ws_max_pixels, browser_models=not args.no_browser_models,
     )
     if args.token is not None:
         kwargs["token"] = args.token

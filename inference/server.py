@@ -4,6 +4,8 @@ Routes (OpenAPI at /openapi.json; no /docs page: Swagger UI loads its code from 
 page's Content-Security-Policy would have to allow. Load /openapi.json into any OpenAPI viewer):
     GET  /                 the web page (upload + live webcam), files in inference/web/
     GET  /v1/styles        names and metadata of the styles being served
+    GET  /v1/styles/NAME/model  the style's .onnx for in-browser inference (server_browser.py)
+    GET  /ort/VERSION/FILE onnxruntime-web's files for the page (web_runtime.py)
     POST /v1/stylize       image bytes in (raw body or multipart), image out (PNG/JPEG/WebP)
     WS   /v1/stream        webcam frames in, stylized frames out, latest frame wins
     POST /v1/reload        re-read the models folder (needs the token)
@@ -13,7 +15,8 @@ page's Content-Security-Policy would have to allow. Load /openapi.json into any 
 The layers, bottom up:
     server_connections.py  uvicorn's protocols: request-head deadline, idle-connection cap
     server_middleware.py   Host check, repeated parameters, requests-at-once cap, access log
-    server_routes.py       HTTP routes and JSON error handlers; server_stream.py the WebSocket
+    server_routes.py       HTTP routes and JSON error handlers; server_stream.py the WebSocket;
+                           server_browser.py the downloads for in-browser inference
     server_service.py      decode -> predict -> encode (usable without HTTP), run as one job on the
                            bounded InferencePool (server_queue.py)
     server_limits.py       what may enter, decided from header bytes before decoding
@@ -91,6 +94,10 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-API-Token", "Accept"], expose_headers=list(TIMING_HEADERS),
         )
     add_routes(app, state)
+    if state.web_runtime.available:
+        log.info("in-browser runtime: onnxruntime-web %s", state.web_runtime.version)
+    else:
+        log.warning("in-browser inference is off: %s", state.web_runtime.reason)
     return app
 
 

@@ -68,6 +68,8 @@ class ServerConfig:
     max_connections: int = 64                     # requests + streams at once; more -> JSON 503 (health checks exempt)
     max_idle_connections: int = 256               # connections without a complete request head; more -> the oldest closed
     drain_seconds: float | None = None            # SIGTERM: wait this long for in-flight work; None = deadline + 5
+    browser_models: bool = True                   # hand each style's .onnx to the page for in-browser inference
+    web_runtime_dir: str | None = None            # onnxruntime-web's files; None = $STYLECAST_WEB_RUNTIME, else the packaged ones
 
     def resolve_concurrency(self) -> tuple[int, int | None]:
         """(jobs at once, threads per job). CPU: ONNX Runtime / OpenVINO spread one image over

@@ -7,10 +7,16 @@ file replaces the model loaded from it is decided by `StyleRegistry.reload` (reg
 after it loaded, passed check_model and the warm-up; otherwise the old model keeps serving and
 this module reports it under `kept_old`. An unchanged file (same mtime and size) keeps its warmed
 Stylizer.
+
+Each LoadedStyle also holds the bytes of its file (0.6-3.4 MB for the shipped styles) and their
+sha256, read after the model passed its checks and the file was seen unchanged: the page's
+in-browser inference downloads exactly the model the server runs, even when a changed file on
+disk was refused and the old model keeps serving.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -43,6 +49,8 @@ class LoadedStyle:
     stylizer: Stylizer
     signature: tuple[int, int]  # (mtime_ns, size) of the file it was built from
     info: dict[str, Any]        # what GET /v1/styles shows
+    model: bytes = b""          # the .onnx file the stylizer was built from (for in-browser inference)
+    sha256: str = ""            # of `model`: the download's ETag
 
 
 @dataclass
@@ -126,8 +134,11 @@ class ServedModels:
                 report.unchanged.append(name)
                 return prev
 
+            held: dict[str, bytes] = {}
+
             def prepare(stylizer: Stylizer) -> None:
                 self._warm(stylizer)
+                held["model"] = path.read_bytes()
                 if _signature(path) != sig:
                     raise RuntimeError("file changed while it was being loaded")
 
@@ -139,7 +150,8 @@ class ServedModels:
             (report.kept_old if prev is not None else report.failed).append(entry)
             return prev
         report.loaded.append(name)
-        return LoadedStyle(name, stylizer, sig, self._info(name, stylizer, sig))
+        model = held["model"]
+        return LoadedStyle(name, stylizer, sig, self._info(name, stylizer, sig), model, hashlib.sha256(model).hexdigest())
 
     @staticmethod
     def _info(name: str, stylizer: Stylizer, sig: tuple[int, int]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from stylecast.inference.server_browser import add_browser_routes, runtime_info, style_browser_info
 from stylecast.inference.server_limits import (
     MEDIA_TYPES,
     OUTPUT_FORMATS,
@@ -41,8 +42,15 @@ from stylecast.inference.server_stream import stream as stream_frames
 log = logging.getLogger("stylecast.server")
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
-PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+# 'wasm-unsafe-eval' lets the page compile WebAssembly (in-browser inference with onnxruntime-web,
+# served from /ort/) and nothing else: no eval, no inline script. worker-src 'self': onnxruntime-web's
+# WASM threads are module workers started from its own files (default-src would allow the same;
+# said here so it is not widened by accident, e.g. to blob:).
+PAGE_CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
             "media-src 'self' blob: mediastream:; connect-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+# Cross-origin isolation: SharedArrayBuffer, and with it WASM threads, exist only in an isolated page.
+# Everything the page loads is same-origin, so require-corp costs nothing.
+PAGE_ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 TIMING_HEADERS = ("Server-Timing", "X-Stylecast-Style", "X-Stylecast-Backend", "X-Stylecast-Size", "X-Stylecast-Queue-Ms", "X-Stylecast-Infer-Ms")
 
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
@@ -68,6 +76,7 @@ def add_routes(app: FastAPI, state: ServerState) -> None:
     add_page_routes(app)
     add_health_routes(app, state, require_token)
     add_api_routes(app, state, require_token)
+    add_browser_routes(app, state, require_token)
 
     @app.websocket("/v1/stream")
     async def stream(ws: WebSocket):
@@ -114,7 +123,7 @@ def token_dependency(state: ServerState) -> Callable[[Request], None]:
 
 
 def add_page_routes(app: FastAPI) -> None:
-    page_headers = {"Content-Security-Policy": PAGE_CSP, "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
+    page_headers = {"Content-Security-Policy": PAGE_CSP, "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache", **PAGE_ISOLATION}
 
     @app.get("/", include_in_schema=False)
     async def page():
@@ -148,8 +157,9 @@ def add_api_routes(app: FastAPI, state: ServerState, require_token) -> None:
              dependencies=[Depends(require_token)])
     async def styles():
         current = state.models.current
-        return {"styles": [current[n].info for n in sorted(current)], "default": min(current) if current else None,
-                "ready": state.ready_reason() is None, "workers": state.workers, "threads": state.threads, "limits": state.limits_info()}
+        styles = [{**current[n].info, "browser": style_browser_info(current[n], config)} for n in sorted(current)]
+        return {"styles": styles, "default": min(current) if current else None, "ready": state.ready_reason() is None,
+                "workers": state.workers, "threads": state.threads, "limits": state.limits_info(), "browser_runtime": runtime_info(state)}
 
     @app.post("/v1/stylize", tags=["styles"], summary="Stylize one image", openapi_extra=BODY_DOC, responses=ERROR_DOC,
               response_class=Response, dependencies=[Depends(require_token)])
@@ -209,8 +219,10 @@ async def _read_image_body(request: Request, state: ServerState) -> bytes:
     except ApiError as exc:
         if exc.status == 413:
             # read (and drop) a bounded amount more so the client can read the 413 rather than
-            # a reset; then the connection is closed.
-            await drain(stream, budget_bytes=config.max_body_bytes, timeout=2.0)
+            # a reset; then the connection is closed. 5 s, not 2: on a loaded 2-core machine (load
+            # average 8) a client sending the rest of a 20 MB body took longer than 2 s and the
+            # test client saw a reset instead of the 413.
+            await drain(stream, budget_bytes=config.max_body_bytes, timeout=min(5.0, config.body_timeout))
             exc.headers.setdefault("Connection", "close")
         raise
     except ClientDisconnect:

@@ -12,6 +12,7 @@ from stylecast.inference.server_metrics import Metrics
 from stylecast.inference.server_models import LoadedStyle, ServedModels
 from stylecast.inference.server_queue import InferencePool
 from stylecast.inference.server_service import ImageLimits, StylizeService
+from stylecast.inference.web_runtime import load_runtime
 
 
 class ServerState:
@@ -25,6 +26,7 @@ class ServerState:
         self.service = StylizeService(PixelBudget(config.resolve_decode_pixels()))
         self.http_limits = ImageLimits(config.max_pixels, config.max_aspect, config.max_side)
         self.ws_limits = ImageLimits(config.ws_max_pixels, config.max_aspect, config.ws_max_side)
+        self.web_runtime = load_runtime(config.web_runtime_dir)
         self.draining = False
         self.started = time.monotonic()
         self.reload_lock = asyncio.Lock()

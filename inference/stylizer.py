@@ -297,8 +297,42 @@ class Stylizer:
             stylized = self.stylize_tiled(image, int(tile), int(overlap), thumbnail, style_weights)
         else:
             stylized = self._stylize_hwc(image, style_weights)
-        if preserve_color:
-            stylized = preserve_luminance(stylized, image)
-        if strength != 1.0:
-            stylized = strength * stylized + (1.0 - strength) * image
-        return np.clip(stylized, 0.0, 1.0).astype(np.float32, copy=False)
+        return finish(stylized, image, strength, preserve_color)
+
+    def stylize_batch(
+        self,
+        images: np.ndarray,
+        *,
+        strength: float = 1.0,
+        preserve_color: bool = False,
+        tile: int | None = None,
+        overlap: int = 32,
+        style_weights: StyleWeights | None = None,
+    ) -> np.ndarray:
+        """Stylize N same-size frames in one network run: float32 (N, H, W, 3) in [0, 1] ->
+        the same shape. Each frame comes out as `self(frame, ...)` would give it (the network sees
+        each frame on its own: instance normalization has per-image statistics). No resize: the
+        caller sizes the frames (stylecast.inference.video). With `tile`, frames run one by one."""
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"expected an (N, H, W, 3) batch, got shape {images.shape}")
+        if not 0.0 <= float(strength) <= 1.0:
+            raise UserError(f"strength must be between 0 and 1, got {strength}")
+        self._weights_for(1, style_weights)  # a missing or bad mix is an error even at strength 0
+        if strength == 0.0:
+            return images.copy()
+        if tile:
+            stylized = np.stack([self.stylize_tiled(im, int(tile), int(overlap), style_weights=style_weights) for im in images])
+        else:
+            stylized = self.run(images.transpose(0, 3, 1, 2), style_weights).transpose(0, 2, 3, 1)
+        return np.stack([finish(out, im, strength, preserve_color) for out, im in zip(stylized, images)])
+
+
+def finish(stylized: np.ndarray, image: np.ndarray, strength: float, preserve_color: bool) -> np.ndarray:
+    """The user-facing options applied to one network output (HxWx3): colour preservation, then
+    the strength blend with the input, clipped to [0, 1]. One place for photos and video frames."""
+    if preserve_color:
+        stylized = preserve_luminance(stylized, image)
+    if strength != 1.0:
+        stylized = strength * stylized + (1.0 - strength) * image
+    return np.clip(stylized, 0.0, 1.0).astype(np.float32, copy=False)

@@ -11,7 +11,6 @@ import argparse
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Union
 
 import numpy as np

@@ -29,7 +29,6 @@ import dataclasses
 import logging
 import math
 import sys
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 

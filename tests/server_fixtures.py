@@ -31,6 +31,11 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
+# The page tests' browser: Debian's chromium driven by Playwright (no browser download); the fake
+# camera is a moving test pattern.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update", "--no-first-run"]
 FORBIDDEN = ("torch", "torchvision", "lightning", "pytorch_lightning", "training", "losses")
 
 # Runs `stylecast serve` with torch & co. unimportable; at exit, dumps forbidden modules it holds.

@@ -21,7 +21,7 @@ TORCH_FREE_MODULES = ["stylecast.cli", "stylecast.images", "stylecast.color", "s
                       "stylecast.inference.server_models", "stylecast.inference.server_stream", "stylecast.inference.serve_cli",
                       "stylecast.inference.server_config", "stylecast.inference.server_state", "stylecast.inference.server_service",
                       "stylecast.inference.server_routes", "stylecast.inference.server_middleware", "stylecast.inference.server_connections",
-                      "stylecast.inference.server_logging"]
+                      "stylecast.inference.server_logging", "stylecast.inference.video"]
 BLOCKED = ["torch", "torchvision", "lightning", "pytorch_lightning", "stylecast.training", "stylecast.losses",
            "stylecast.optimization"]
 
@@ -141,3 +141,27 @@ def test_no_torch_in_inference_sources():
             if words[:1] in (["import"], ["from"]) and len(words) > 1:
                 name = words[1]
                 assert not any(name == b or name.startswith(b + ".") for b in BLOCKED), f"{path.relative_to(ROOT)}: {line.strip()}"
+
+
+def test_video_without_pyav_is_one_line_naming_the_extra(tmp_path):
+    # PyAV is the [video] extra: without it a video input is refused in one line, before any work,
+    # and photos stylize as before (the video module imports av only when a video is opened)
+    from stylecast.images import save_image
+
+    save_image(smooth_image(40, 60), tmp_path / "photo.png")
+    (tmp_path / "clip.mp4").write_bytes(b"not looked at: PyAV is missing")
+    res = run_blocked("""
+        import contextlib, io, json
+        from stylecast.cli import main
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            video = main(["stylize", sys.argv[1] + "/clip.mp4", "-s", "starry_night_slim", "-o", sys.argv[1] + "/out"])
+            photo = main(["stylize", sys.argv[1] + "/photo.png", "-s", "starry_night_slim", "-o", sys.argv[1] + "/out", "-q"])
+        print(json.dumps([video, photo, err.getvalue(), "av" in sys.modules]))
+    """, str(tmp_path), blocked=[*BLOCKED, "av"])
+    assert res.returncode == 0, res.stderr
+    video, photo, err, imported = json.loads(res.stdout)
+    assert (video, photo, imported) == (2, 0, False)
+    assert err == (f"stylecast stylize: error: {tmp_path}/clip.mp4: video files need PyAV, which is not installed; "
+                   "install it with: pip install 'stylecast[video]'\n")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["photo_starry_night_slim.png"]

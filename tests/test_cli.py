@@ -84,3 +84,15 @@ def test_version(flag, capsys):
 
     assert cli.main([flag]) == 0
     assert capsys.readouterr().out.strip() == __version__
+
+
+def test_an_unknown_config_name_is_one_line(tmp_path):
+    # `--config NAME` (no suffix, no folder) reached a name `os` the module no longer imported
+    # after a merge: a NameError traceback instead of this message (found by ruff's F821)
+    from stylecast.errors import UserError
+    from stylecast.training.cli import _recipe_path
+
+    with pytest.raises(UserError, match=r"unknown recipe 'nosuch'; recipes: .*cpu-full"):
+        _recipe_path("nosuch", "--config")
+    with pytest.raises(UserError, match=r"no such config file \(--config\)"):
+        _recipe_path(str(tmp_path / "missing.yaml"), "--config")

@@ -9,23 +9,18 @@ switch on the open WebSocket without reconnecting.
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
 from conftest import smooth_image
-from server_fixtures import ServerProcess, decode, encode, tiny_models  # noqa: F401 (fixture)
+from server_fixtures import CHROMIUM, CHROMIUM_ARGS, ServerProcess, decode, encode, tiny_models  # noqa: F401 (fixture)
 
-CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.browser
 if not CHROMIUM.exists():
     pytest.skip("Debian chromium is not installed at /usr/bin/chromium (make browser-deps installs it)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM_ARGS = ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update", "--no-first-run"]
 
 
 @pytest.fixture(scope="module")

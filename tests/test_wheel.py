@@ -27,12 +27,14 @@ import pytest
 
 from stylecast.images import load_image, save_image
 from stylecast.inference.stylizer import Stylizer
+from stylecast.inference.web_runtime import FILES as RUNTIME_FILES, MANIFEST as RUNTIME_MANIFEST, RUNTIME_DIR, load_runtime
 
 from conftest import smooth_image
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted(p.stem for p in (ROOT / "checkpoints").glob("*.onnx"))
 TORCH_COMMANDS = ("optimize", "train", "export")
+RUNTIME = load_runtime(RUNTIME_DIR)  # the checkout's onnxruntime-web, built by `make web-runtime`
 
 
 def checkout_files() -> list[Path]:
@@ -40,7 +42,11 @@ def checkout_files() -> list[Path]:
     or data/, whose stale contents would otherwise slip into the wheel."""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                             capture_output=True, text=True, check=True).stdout
-    return [Path(p) for p in listed.split("\0") if p and (ROOT / p).is_file()]
+    files = [Path(p) for p in listed.split("\0") if p and (ROOT / p).is_file()]
+    # the one build output the wheel carries (ignored by git): what CI's `make` built from the lockfile
+    if RUNTIME.available:
+        files += [(RUNTIME_DIR / name).relative_to(ROOT) for name in (*RUNTIME_FILES, RUNTIME_MANIFEST)]
+    return files
 
 
 def run(args: list[str], cwd: Path, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
@@ -94,6 +100,17 @@ def test_one_top_level_package_with_the_shipped_styles(installed):
     assert not {"torch", "pytorch-lightning", "lightning"} & {p["name"].lower() for p in json.loads(installed_pkgs.stdout)}
 
 
+@pytest.mark.skipif(not RUNTIME.available, reason=f"no onnxruntime-web in the checkout to package: {RUNTIME.reason}")
+def test_the_wheel_carries_the_web_runtime(installed):
+    shown = run([str(installed["bin"] / "python"), "-m", "pip", "show", "-f", "stylecast"], installed["work"])
+    files = set(shown.stdout.split("\nFiles:\n", 1)[1].split())
+    assert {f"stylecast/inference/ort_web/{n}" for n in (*RUNTIME_FILES, RUNTIME_MANIFEST)} <= files
+    probe = "import json; from stylecast.inference.web_runtime import load_runtime as l; r = l(); print(json.dumps([r.reason, r.version, dict(r.files)]))"
+    done = run([str(installed["bin"] / "python"), "-c", probe], installed["work"])
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [None, RUNTIME.version, {k: dict(v) for k, v in RUNTIME.files.items()}]
+
+
 def test_styles_lists_the_shipped_styles_from_any_folder(installed):
     res = stylecast(installed, "styles")
     assert res.returncode == 0, res.stderr
@@ -119,6 +136,15 @@ def test_torch_commands_say_in_one_line_how_to_get_torch(installed):
         assert res.returncode == 2, (command, res.stdout, res.stderr)
         assert res.stdout == "" and "Traceback" not in res.stderr
         assert res.stderr == f"stylecast {command}: error: needs torch, which is not installed; install it with: pip install 'stylecast[train]'\n"
+
+
+def test_a_video_without_the_video_extra_says_which_extra_in_one_line(installed):
+    (installed["work"] / "clip.mp4").write_bytes(b"\0" * 64)  # refused before it is read: [serve] has no PyAV
+    res = stylecast(installed, "stylize", "clip.mp4", "-s", "starry_night_slim", "-o", "video/")
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr == ("stylecast stylize: error: clip.mp4: video files need PyAV, which is not installed; "
+                          "install it with: pip install 'stylecast[video]'\n")
+    assert not (installed["work"] / "video").exists()
 
 
 def test_demo_job_stylizes_with_every_style(installed):
@@ -147,7 +173,15 @@ def test_serve_serves_the_shipped_styles(installed):
             assert time.monotonic() < deadline and proc.poll() is None, "server never became ready"
             time.sleep(1)
         with urllib.request.urlopen(base + "v1/styles", timeout=30) as r:
-            assert [s["name"] for s in json.load(r)["styles"]] == SHIPPED
+            listing = json.load(r)
+        assert [s["name"] for s in listing["styles"]] == SHIPPED
+        assert listing["browser_runtime"]["available"] is RUNTIME.available  # no network at run time: from the wheel
+        if RUNTIME.available:
+            with urllib.request.urlopen(base + listing["browser_runtime"]["base"] + "ort.wasm.min.mjs", timeout=30) as r:
+                assert r.read() == (RUNTIME_DIR / "ort.wasm.min.mjs").read_bytes()
+        slim = next(s for s in listing["styles"] if s["name"] == "starry_night_slim")
+        with urllib.request.urlopen(base + slim["browser"]["model_url"], timeout=30) as r:
+            assert r.read() == (ROOT / "checkpoints" / "starry_night_slim.onnx").read_bytes()
         body = (installed["work"] / "photo.png").read_bytes()
         req = urllib.request.Request(base + "v1/stylize?style=starry_night&format=png", data=body, method="POST")
         with urllib.request.urlopen(req, timeout=60) as r:

@@ -18,7 +18,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, fake_checkpoint, file_size_limit, smooth_image, stripes_image, textured_net
+from conftest import fake_checkpoint, file_size_limit, smooth_image, stripes_image, textured_net
 from stylecast.cli import main
 from stylecast.images import save_image
 

@@ -1,11 +1,13 @@
-// stylecast page: upload a photo, or stream the webcam over a WebSocket. No build step, no libraries.
-// Protocol: see inference/server.py. Every frame sent gets exactly one answer (a frame, "dropped"
-// or "error"), so `inflight` below is exact and the page never sends faster than the server answers.
+// stylecast page: upload a photo, or stream the webcam over a WebSocket. No build step; the one
+// library, onnxruntime-web, is loaded from our server only when "run on this device" is switched on
+// (ondevice.js). Protocol: see inference/server.py. Every frame sent gets exactly one answer (a
+// frame, "dropped" or "error"), so `inflight` below is exact and the page never sends faster than
+// the server answers.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const MAX_INFLIGHT = 2;   // one frame on the server, one on the wire: enough to hide the round trip
-const FPS_WINDOW_MS = 1000;
+const FPS_WINDOW_MS = 3000;  // long enough for in-browser rates under 1 FPS
 
 // Exposed for people poking at the page from the console (and for the browser tests).
 const stylecast = (window.stylecast = {
@@ -18,6 +20,7 @@ const stylecast = (window.stylecast = {
   framesDrawn: 0,
   lastHeader: null,
   dropped: 0,
+  browserRuntime: null,  // GET /v1/styles' browser_runtime: can this page run styles itself
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -75,6 +78,8 @@ async function loadStyles() {
   }
   const data = await response.json();
   stylecast.styles = data.styles;
+  stylecast.browserRuntime = data.browser_runtime || { available: false, reason: "this server predates in-browser inference" };
+  offerDevice();
   const select = $("style");
   const previous = select.value;
   select.replaceChildren(...data.styles.map((s) => {
@@ -162,6 +167,7 @@ const cam = {
   drawnAt: [],         // times frames were drawn, for FPS
   latency: null,       // EWMA, ms
   running: false,
+  mode: "server",      // who stylizes the frames: "server" (WebSocket) or "device" (ondevice.js)
 };
 
 function streamUrl() {
@@ -225,22 +231,27 @@ async function onFrame(buffer) {
   const sent = cam.sentAt.get(header.seq);
   answered(header.seq);
   const now = performance.now();
-  if (sent !== undefined) {
-    const ms = now - sent;
-    cam.latency = cam.latency === null ? ms : 0.8 * cam.latency + 0.2 * ms;
-  }
   stylecast.lastHeader = header;
+  if (cam.mode !== "server") return;  // a late answer after switching to on-device
   const blob = new Blob([new Uint8Array(buffer, 4 + headerLength)], { type: `image/${header.format}` });
   const bitmap = await createImageBitmap(blob);
   const canvas = $("output");
   canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
   bitmap.close();
+  frameDrawn(now, sent === undefined ? null : now - sent, header.server_ms);
+}
+
+// FPS over the frames drawn in the last FPS_WINDOW_MS, latency (capture -> drawn) as an EWMA.
+function frameDrawn(now, latencyMs, inferenceMs) {
   stylecast.framesDrawn += 1;
+  if (latencyMs !== null) cam.latency = cam.latency === null ? latencyMs : 0.8 * cam.latency + 0.2 * latencyMs;
   cam.drawnAt.push(now);
   while (cam.drawnAt.length && now - cam.drawnAt[0] > FPS_WINDOW_MS) cam.drawnAt.shift();
-  $("fps").textContent = (cam.drawnAt.length * 1000 / FPS_WINDOW_MS).toFixed(1);
+  const n = cam.drawnAt.length;
+  const fps = n >= 2 ? ((n - 1) * 1000) / (now - cam.drawnAt[0]) : 0;
+  $("fps").textContent = fps.toFixed(1);
   $("latency").textContent = cam.latency === null ? "–" : String(Math.round(cam.latency));
-  $("server-ms").textContent = String(Math.round(header.server_ms));
+  $("server-ms").textContent = inferenceMs == null ? "–" : String(Math.round(inferenceMs));
 }
 
 function pump() {
@@ -286,17 +297,22 @@ async function startCam() {
   $("cam-start").disabled = true;
   $("cam-stop").disabled = false;
   $("resolution").disabled = true;
-  openSocket();
+  if (cam.mode === "device") runDeviceLoop();
+  else openSocket();
   requestAnimationFrame(pump);
 }
 
-function stopCam() {
-  cam.running = false;
+function closeSocket() {
   if (stylecast.ws) {
     const ws = stylecast.ws;
     stylecast.ws = null;
     ws.close(1000);
   }
+}
+
+function stopCam() {
+  cam.running = false;
+  closeSocket();
   if (cam.stream) cam.stream.getTracks().forEach((t) => t.stop());
   cam.stream = null;
   $("video").srcObject = null;
@@ -314,6 +330,150 @@ function sendSettings(values) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// On-device mode: the same camera frames, stylized in this browser (ondevice.js), one at a time.
+// The switch works both ways on a running camera: the WebSocket closes when it goes on and opens
+// again when it goes off. When neither WebGPU nor WASM works the page stays on the server and says why.
+
+const device = (stylecast.device = {
+  running: false,      // the frame loop
+  framesDrawn: 0,
+  reason: null,        // why the page is on the server although the switch asked otherwise
+  capture: document.createElement("canvas"),
+  engine: StylecastDevice,
+});
+
+function styleByName(name) {
+  return stylecast.styles.find((s) => s.name === name);
+}
+
+async function fetchModel(url) {
+  const response = await api(url);  // with the token: the model route follows the API's rules
+  if (!response.ok) throw new Error(`model download: ${await errorText(response)}`);
+  return response.arrayBuffer();
+}
+
+// Called with each styles listing: the switch is offered only when the server has the runtime.
+function offerDevice() {
+  const rt = stylecast.browserRuntime;
+  const box = $("on-device");
+  box.disabled = !rt.available;
+  box.parentElement.title = rt.available ? `onnxruntime-web ${rt.version}, from this server` : rt.reason;
+  if (!rt.available) deviceStatus(`Runs on the server: ${rt.reason}`);
+}
+
+function deviceStatus(text) {
+  $("device-status").textContent = text;
+}
+
+function describeDevice() {
+  const engine = StylecastDevice.state;
+  const style = styleByName($("style").value);
+  const slow = style && style.browser && !style.browser.realtime
+    ? ` ${style.name} is a full network, far from real time without a GPU; the *_slim styles are made for this.` : "";
+  const notes = engine.notes.map((n) => ` ${n}.`).join("");
+  return `Runs on this device: ${StylecastDevice.describe()}.${notes}${slow}`;
+}
+
+function setMode(mode) {
+  cam.mode = mode;
+  $("backend").textContent = mode === "device" ? StylecastDevice.describe() : "the server";
+  if (!cam.running) return;
+  if (mode === "device") {
+    closeSocket();
+    runDeviceLoop();
+  } else if (!stylecast.ws) {
+    openSocket();
+  }
+}
+
+function fallBack(reason) {
+  $("on-device").checked = false;
+  device.reason = reason;
+  deviceStatus(`Runs on the server: ${reason}`);
+  setMode("server");
+}
+
+async function switchDevice(on) {
+  if (!on) {
+    setMode("server");
+    deviceStatus("Runs on the server.");
+    return;
+  }
+  deviceStatus("Starting the in-browser runtime…");
+  try {
+    await StylecastDevice.start(stylecast.browserRuntime);
+  } catch (err) {
+    fallBack(err.message || String(err));
+    return;
+  }
+  if (!$("on-device").checked) return;  // switched off while it loaded
+  device.reason = null;
+  suggestSize(styleByName($("style").value));
+  deviceStatus(describeDevice());
+  setMode("device");
+}
+
+// A camera not yet started gets at most the style's recommended frame size (the full nets:
+// 320x240); the user's choice is never raised, nor changed on a running camera.
+function suggestSize(style) {
+  const rec = style && style.browser && style.browser.recommended_size;
+  const [w, h] = $("resolution").value.split("x").map(Number);
+  if (rec && !cam.running && rec[0] * rec[1] < w * h) $("resolution").value = `${rec[0]}x${rec[1]}`;
+}
+
+async function deviceFrame(ctx, video) {
+  const style = styleByName($("style").value);
+  if (!StylecastDevice.hasSession(style)) deviceStatus(`Loading ${style.name} (${((style.browser.bytes || 0) / 1e6).toFixed(1)} MB)…`);
+  ctx.drawImage(video, 0, 0, cam.width, cam.height);
+  const frame = ctx.getImageData(0, 0, cam.width, cam.height);
+  const started = performance.now();
+  const out = await StylecastDevice.stylize(style, frame, settings(), fetchModel);
+  if (!cam.running || cam.mode !== "device") return;
+  $("output").getContext("2d").putImageData(out, 0, 0);
+  device.framesDrawn += 1;
+  const now = performance.now();
+  frameDrawn(now, now - started, StylecastDevice.state.lastRunMs);
+  deviceStatus(describeDevice());
+}
+
+async function runDeviceLoop() {
+  if (device.running) return;
+  device.running = true;
+  const video = $("video");
+  device.capture.width = cam.width;
+  device.capture.height = cam.height;
+  const ctx = device.capture.getContext("2d", { willReadFrequently: true });
+  $("cam-status").textContent = `${cam.width}×${cam.height} frames, stylized in this browser`;
+  try {
+    while (cam.running && cam.mode === "device") {
+      if (video.readyState >= 2) await deviceFrame(ctx, video);
+      await new Promise((resolve) => requestAnimationFrame(resolve));
+    }
+  } catch (err) {
+    fallBack(`in-browser inference failed: ${err.message || err}`);
+  } finally {
+    device.running = false;
+  }
+}
+
+// For the tests and the console: stylize an encoded image (base64) in this browser, as the
+// webcam would; returns a PNG data URL.
+device.stylizeBase64 = async (b64, options = {}) => {
+  const bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+  const bitmap = await createImageBitmap(new Blob([bytes]), { colorSpaceConversion: "none", premultiplyAlpha: "none" });
+  const canvas = document.createElement("canvas");
+  [canvas.width, canvas.height] = [bitmap.width, bitmap.height];
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  await StylecastDevice.start(stylecast.browserRuntime);
+  const opts = { ...settings(), ...options };
+  const out = await StylecastDevice.stylize(styleByName(opts.style), ctx.getImageData(0, 0, canvas.width, canvas.height), opts, fetchModel);
+  ctx.putImageData(out, 0, 0);
+  return canvas.toDataURL("image/png");
+};
+
+// ---------------------------------------------------------------------------------------------
 
 function selectTab(name) {
   for (const tab of ["photo", "webcam"]) {
@@ -328,6 +488,7 @@ function setup() {
   $("tab-webcam").addEventListener("click", () => selectTab("webcam"));
   $("cam-start").addEventListener("click", startCam);
   $("cam-stop").addEventListener("click", stopCam);
+  $("on-device").addEventListener("change", (e) => switchDevice(e.target.checked));
   setupPhoto();
 
   $("style").addEventListener("change", () => {
