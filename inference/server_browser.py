@@ -65,7 +65,9 @@ def style_browser_info(loaded: LoadedStyle, config: ServerConfig) -> dict[str, A
     """The "browser" entry of one style in GET /v1/styles."""
     realtime = is_realtime(loaded.name, loaded.stylizer.metadata)
     info: dict[str, Any] = {"realtime": realtime, "recommended_size": [640, 480] if realtime else [320, 240], **tensor_contract()}
-    if config.browser_models:
+    if loaded.stylizer.styles:  # the page's runtime feeds one input; a multi-style model takes two
+        info["reason"] = "multi-style models run on the server"
+    elif config.browser_models:
         info.update(model_url=f"v1/styles/{quote(loaded.name, safe='')}/model?v={loaded.sha256[:VERSION_CHARS]}",
                     sha256=loaded.sha256, bytes=len(loaded.model))
     return info

@@ -29,6 +29,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from stylecast.inference import mix
 from stylecast.inference.registry import StyleRegistry, resolve_models_dir
 from stylecast.inference.stylizer import Stylizer
 
@@ -51,6 +52,9 @@ class LoadedStyle:
     info: dict[str, Any]        # what GET /v1/styles shows
     model: bytes = b""          # the .onnx file the stylizer was built from (for in-browser inference)
     sha256: str = ""            # of `model`: the download's ETag
+    # the metrics' style label: a mix is labelled by its model ("painters/(mix)"), so a client
+    # sending ever new mixes cannot grow the metrics without bound
+    metric_label: str = ""
 
 
 @dataclass
@@ -86,6 +90,27 @@ class ServedModels:
     def get(self, name: str) -> LoadedStyle | None:
         # names come from the folder listing only; a request's string is a dict key, never a path
         return self.current.get(name) if isinstance(name, str) else None
+
+    def mix(self, spec: str) -> LoadedStyle | None:
+        """A mix of one served multi-style model's styles (mix.py's grammar; the MODEL/ prefix is a
+        served model's name, never a path): a view sharing that model, or None when the names are
+        not served. UserError for a malformed mix (bad or negative weights, ...)."""
+        terms = mix.parse(spec)
+        models: dict[str, set[str]] = {}
+        for served in self.current:
+            model, slash, style = served.rpartition("/")
+            if slash:
+                models.setdefault(model, set()).add(style)
+        names, prefix = {t.name for t in terms}, mix.model_of(terms)
+        holders = [prefix] if prefix in models else [] if prefix else [m for m, styles in models.items() if names <= styles]
+        if len(holders) != 1 or not names <= models[holders[0]]:
+            return None
+        first = self.current[f"{holders[0]}/{terms[0].name}"]
+        weights = mix.normalized(terms)
+        name = f"{holders[0]}/{mix.describe(weights)}"
+        view = first.stylizer.with_style(weights, name)
+        return LoadedStyle(name, view, first.signature, {**first.info, "name": name, "mix": weights}, first.model, first.sha256,
+                           metric_label=f"{holders[0]}/(mix)")
 
     def changed_on_disk(self) -> bool:
         """Cheap check for the file watch: did the set of files or any (mtime, size) change?"""
@@ -155,8 +180,11 @@ class ServedModels:
 
     @staticmethod
     def _info(name: str, stylizer: Stylizer, sig: tuple[int, int]) -> dict[str, Any]:
+        # a multi-style model's style: which model, and all its styles (the page's mix sliders)
+        multi = {"model": name.rpartition("/")[0], "styles": list(stylizer.style_names)} if stylizer.styles else {}
         return {
             "name": name,
+            **multi,
             "metadata": dict(sorted(stylizer.metadata.items())),
             "backend": stylizer.backend,
             "device": stylizer.device,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Callable
@@ -150,6 +151,10 @@ def add_health_routes(app: FastAPI, state: ServerState, require_token) -> None:
         return Response(state.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
 
+# A multi-style model's style or mix ("painters/starry_night:0.7,great_wave:0.3") as a file name.
+FILE_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
+
+
 def add_api_routes(app: FastAPI, state: ServerState, require_token) -> None:
     config = state.config
 
@@ -165,7 +170,8 @@ def add_api_routes(app: FastAPI, state: ServerState, require_token) -> None:
               response_class=Response, dependencies=[Depends(require_token)])
     async def stylize(
         request: Request,
-        style: str | None = Query(None, max_length=200, description="style name from GET /v1/styles (default: the first)"),
+        style: str | None = Query(None, max_length=200, description="style name from GET /v1/styles (default: the first), or a mix of "
+                                  "one multi-style model's styles: starry_night:0.7,great_wave:0.3"),
         size: int | None = Query(None, ge=8, description="longer side of the output in px (default: the input's, at most max_side)"),
         strength: float = Query(1.0, ge=0.0, le=1.0, description="0 = the input, 1 = fully stylized"),
         preserve_color: bool = Query(False, description="keep the photo's colours, take the style's luminance"),
@@ -187,14 +193,14 @@ def add_api_routes(app: FastAPI, state: ServerState, require_token) -> None:
         result = await _run_job(request, state, job, deadline_s)
         out = result.value
         queue_ms, run_ms = result.queue_seconds * 1000, result.run_seconds * 1000
-        state.metrics.inference_seconds.observe(result.run_seconds, style=loaded.name)
+        state.metrics.inference_seconds.observe(result.run_seconds, style=loaded.metric_label or loaded.name)
         state.metrics.queue_seconds.observe(result.queue_seconds)
         log_fields.update(queue_ms=round(queue_ms, 1), infer_ms=round(run_ms, 1), size=f"{out.width}x{out.height}", format=fmt.lower())
         timing = ", ".join([f"queue;dur={queue_ms:.1f}"] + [f"{k};dur={v * 1000:.1f}" for k, v in out.stages.items()])
         headers = {
             "Server-Timing": timing, "X-Stylecast-Style": loaded.name, "X-Stylecast-Backend": f"{loaded.stylizer.backend}/{loaded.stylizer.device}",
             "X-Stylecast-Size": f"{out.width}x{out.height}", "X-Stylecast-Queue-Ms": f"{queue_ms:.1f}", "X-Stylecast-Infer-Ms": f"{run_ms:.1f}",
-            "Content-Disposition": f'inline; filename="{loaded.name}.{fmt.lower().replace("jpeg", "jpg")}"',
+            "Content-Disposition": f'inline; filename="{FILE_UNSAFE.sub("_", loaded.name)}.{fmt.lower().replace("jpeg", "jpg")}"',
             "Cache-Control": "no-store", "Vary": "Accept",
         }
         return Response(out.payload, media_type=MEDIA_TYPES[fmt], headers=headers)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
+from stylecast.errors import UserError
 from stylecast.inference.server_config import ServerConfig
 from stylecast.inference.server_limits import PLAIN_NAME, ApiError, PixelBudget
 from stylecast.inference.server_metrics import Metrics
@@ -13,6 +15,10 @@ from stylecast.inference.server_models import LoadedStyle, ServedModels
 from stylecast.inference.server_queue import InferencePool
 from stylecast.inference.server_service import ImageLimits, StylizeService
 from stylecast.inference.web_runtime import load_runtime
+
+
+# What a style mix may look like to be quoted back in an error (names, weights, separators).
+MIX_TEXT = re.compile(r"[A-Za-z0-9_.:,/ +-]{1,200}")
 
 
 class ServerState:
@@ -61,6 +67,8 @@ class ServerState:
                 self.require_ready()
             name = names[0]
         loaded = self.models.get(name)
+        if loaded is None and ("," in name or ":" in name or "/" in name):
+            loaded = self._mix(name)
         if loaded is None:
             known = self.models.names()
             listed = ", ".join(known[:20]) + (" …" if len(known) > 20 else "")
@@ -68,6 +76,14 @@ class ServerState:
             shown = f" named {name!r}" if PLAIN_NAME.fullmatch(name) and ".." not in name else " by that name"
             raise ApiError(404, "unknown_style", f"no style{shown}; available: {listed or 'none'}")
         return loaded
+
+    def _mix(self, spec: str) -> LoadedStyle | None:
+        try:
+            return self.models.mix(spec)
+        except UserError as exc:
+            # the grammar's messages quote the request's string: only a plain one is echoed
+            detail = str(exc) if MIX_TEXT.fullmatch(spec) and ".." not in spec else "not a valid style mix (NAME:WEIGHT,NAME:WEIGHT, weights >= 0)"
+            raise ApiError(422, "invalid_style", detail) from None
 
     def limits_info(self) -> dict[str, Any]:
         """The limits as GET /v1/styles shows them."""

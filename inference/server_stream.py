@@ -300,7 +300,7 @@ class StreamSession:
         latency_ms = (time.monotonic() - received_at) * 1000
         self.stats.done(latency_ms)
         self.metrics.ws_frames.inc(result="processed")
-        self.metrics.inference_seconds.observe(result.run_seconds, style=loaded.name)
+        self.metrics.inference_seconds.observe(result.run_seconds, style=loaded.metric_label or loaded.name)
         head = json.dumps({
             "type": "frame", "seq": seq, "width": out.width, "height": out.height, "format": s.format.lower(), "style": loaded.name,
             "strength": s.strength, "queue_ms": round(result.queue_seconds * 1000, 1),

@@ -28,7 +28,7 @@ const stylecast = (window.stylecast = {
 
 function settings() {
   return {
-    style: $("style").value,
+    style: mixSpec() || $("style").value,
     strength: Number($("strength").value) / 100,
     preserve_color: $("preserve").checked,
   };
@@ -91,6 +91,7 @@ async function loadStyles() {
   }));
   if (data.styles.some((s) => s.name === previous)) select.value = previous;
   select.disabled = data.styles.length === 0;
+  buildMix();
   if (!data.ready) setTimeout(loadStyles, 2000);  // still loading / warming up
   if (data.styles.length === 0) showMessage("no styles are loaded yet");
 }
@@ -132,7 +133,7 @@ async function stylizeFile(file) {
   await result.decode().catch(() => {});
   const download = $("download");
   download.href = url;
-  download.download = `${file.name.replace(/\.[^.]+$/, "") || "photo"}-${s.style}.png`;
+  download.download = `${file.name.replace(/\.[^.]+$/, "") || "photo"}-${s.style.replace(/[^A-Za-z0-9_.+-]+/g, "_")}.png`;
   download.hidden = false;
   const took = Math.round(performance.now() - started);
   status.textContent = `${response.headers.get("X-Stylecast-Size")} · ${took} ms round trip · ` +
@@ -324,6 +325,61 @@ function stopCam() {
 }
 
 // Style and strength change without reconnecting: one JSON message on the open socket.
+// ---------------------------------------------------------------------------------------------
+// Mix sliders: a style of a multi-style model (GET /v1/styles gives its "model" and "styles")
+// gets one slider per style of that model; the sliders spell a mix in the server's grammar
+// (painters/starry_night:0.7,great_wave:0.3), sent as the style: the open stream changes its mix
+// without reconnecting, and the server reuses the loaded model (no recompile).
+
+function buildMix() {
+  const style = styleByName($("style").value);
+  const box = $("mix");
+  if (!style || !style.styles || !style.model) {
+    box.hidden = true;
+    $("mix-sliders").replaceChildren();
+    return;
+  }
+  const own = style.name.slice(style.model.length + 1);
+  $("mix-model").textContent = style.model;
+  $("mix-sliders").replaceChildren(...style.styles.map((name) => {
+    const label = document.createElement("label");
+    const input = document.createElement("input");
+    Object.assign(input, { type: "range", min: "0", max: "100", value: name === own ? "100" : "0" });
+    input.dataset.style = name;
+    input.setAttribute("aria-label", `${name} weight`);
+    input.addEventListener("input", mixChanged);
+    input.addEventListener("change", () => { if (!$("photo").hidden) stylizeFile(stylecast.lastFile); });
+    label.append(name, input);
+    return label;
+  }));
+  box.dataset.model = style.model;
+  box.hidden = false;
+  showMix();
+}
+
+// The mix the sliders spell, or null when it is the selected style alone (or every slider is 0).
+function mixSpec() {
+  const box = $("mix");
+  if (box.hidden) return null;
+  const terms = [...$("mix-sliders").querySelectorAll("input")].filter((i) => Number(i.value) > 0)
+    .map((i) => `${i.dataset.style}:${(Number(i.value) / 100).toFixed(2)}`);
+  const own = $("style").value.slice(box.dataset.model.length + 1);
+  if (terms.length === 0 || (terms.length === 1 && terms[0].startsWith(`${own}:`))) return null;  // the style alone
+  return `${box.dataset.model}/${terms.join(",")}`;
+}
+
+function showMix() {
+  const spec = mixSpec();
+  $("mix-value").textContent = spec ? spec.slice($("mix").dataset.model.length + 1) : `${$("style").value} alone`;
+}
+
+let mixTimer = null;
+function mixChanged() {
+  showMix();
+  clearTimeout(mixTimer);
+  mixTimer = setTimeout(() => sendSettings({ style: settings().style }), 50);
+}
+
 function sendSettings(values) {
   const ws = stylecast.ws;
   if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(values));
@@ -492,7 +548,8 @@ function setup() {
   setupPhoto();
 
   $("style").addEventListener("change", () => {
-    sendSettings({ style: $("style").value });
+    buildMix();
+    sendSettings({ style: settings().style });
     if (!$("photo").hidden) stylizeFile(stylecast.lastFile);
   });
   let strengthTimer = null;

@@ -172,7 +172,7 @@ const StylecastDevice = (() => {
 
   async function loadSession(style, fetchModel) {
     const browser = style.browser || {};
-    if (!browser.model_url) throw new Error(`the server does not hand out ${style.name}'s model`);
+    if (!browser.model_url) throw new Error(browser.reason || `the server does not hand out ${style.name}'s model`);
     const key = `${state.backend}:${browser.sha256}`;
     let entry = state.sessions.get(key);
     if (entry) {
