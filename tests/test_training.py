@@ -360,7 +360,9 @@ def test_progress_is_steps_of_the_run_without_lightnings_notices(photos, style, 
     # LitLogger, and the final save of last.ckpt.
     args = cli_args(photos, style, tmp_path / "run", "--steps", "3", "--trainer.val_check_interval", "3",
                     "--trainer.enable_progress_bar", "true", "--trainer.enable_model_summary", "true")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    # TQDM_MININTERVAL=0: tqdm redraws at most every 0.1 s, and on a fast machine 3 tiny steps take less
+    # (CI saw only the final 3/3); with no throttle every step is drawn, so the count-up is checkable.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200", "TQDM_MININTERVAL": "0"}
     proc = subprocess.run([sys.executable, "-m", "stylecast.cli", "train", *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
