@@ -246,6 +246,25 @@ def test_base_can_be_a_single_style_net_or_an_exported_model(paintings, tmp_path
             assert torch.equal(three.net.state_dict()[key][: value.shape[0]] if value.dim() == 2 else three.net.state_dict()[key], value), key
 
 
+def test_a_single_style_net_warm_starts_every_style_of_a_multi_style_run(paintings, tmp_path):
+    # --model.init_from SINGLE with several paintings: every row of every γ/β table is the source's
+    # (C,) vector, so before training each style reproduces the single-style net exactly.
+    single = textured_net(0.25, 1, seed=3)
+    ckpt = fake_checkpoint(tmp_path / "single.ckpt", single)
+    module = StyleTransferModule(style_image=str(paintings), init_from=str(ckpt), style_size=64, image_size=32,
+                                 width=0.25, residual_blocks=1)
+    module.setup("fit")
+    n = module.net.n_styles
+    assert n == 2  # blobs, stripes
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        want = single.eval()(x)
+        for k in range(n):
+            assert (module.net.eval()(x, torch.eye(n)[k]) - want).abs().max() < 5e-6
+    tables = list(module.net.style_parameters())
+    assert tables and all(torch.equal(t[0], t[1]) for t in tables)
+
+
 @pytest.mark.parametrize("case, message", [
     ("init_from", "--base and --model.init_from both"),
     ("width", r"set --model.width 0.25 --model.residual_blocks 1"),

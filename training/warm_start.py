@@ -108,9 +108,14 @@ def apply_warm_start(net: torch.nn.Module, warm: WarmStart) -> None:
             f"residual_blocks={warm.residual_blocks}), this run builds width={net.width:g}, "
             f"residual_blocks={net.residual_blocks}: set --model.width/--model.residual_blocks to match"
         )
-    if int(getattr(net, "n_styles", 1)) != warm.n_styles:
+    n_styles = int(getattr(net, "n_styles", 1))
+    # A single-style source may start a multi-style run: its γ, β go into every style's row, so
+    # training starts from a net that already reconstructs photos and only has to tell the styles
+    # apart (the shared convolutions are most of the work on a CPU budget).
+    broadcast = warm.n_styles == 1 and n_styles > 1
+    if n_styles != warm.n_styles and not broadcast:
         raise UserError(
-            f"--model.init_from: {warm.source} holds {warm.n_styles} style(s), this run trains {net.n_styles}: "
+            f"--model.init_from: {warm.source} holds {warm.n_styles} style(s), this run trains {n_styles}: "
             "to add styles to a trained network use --base"
         )
     own = net.state_dict()
@@ -120,6 +125,8 @@ def apply_warm_start(net: torch.nn.Module, warm: WarmStart) -> None:
     with torch.no_grad():
         for key, value in own.items():
             src = warm.state_dict[key]
+            if broadcast and value.dim() == 2 and src.shape == value.shape[1:]:
+                src = src.expand_as(value)  # a conditional norm's (n_styles, C) table from one (C,) row
             if src.shape != value.shape:
                 raise UserError(f"--model.init_from: {warm.source}: {key} has shape {tuple(src.shape)}, expected {tuple(value.shape)}")
             value.copy_(src)
