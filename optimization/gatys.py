@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from stylecast.losses.images import to_array, to_tensor
-from stylecast.losses.perceptual import GATYS_CONTENT_LAYERS, PerceptualLoss, parse_layers
+from stylecast.losses.objectives import OBJECTIVES
+from stylecast.losses.perceptual import PerceptualLoss, parse_layers
 from stylecast.losses.vgg import VGG, load_vgg
 from stylecast.optimization.common import ImageInput, read_image
 from stylecast.optimization.common import device as torch_device
@@ -46,13 +47,9 @@ from stylecast.io import RunOutputs, check_folder
 log = logging.getLogger(__name__)
 
 INITS = ("content", "noise", "style")
-# Gatys et al.'s style layers, weighted so that each layer's term is of the same order at the start.
-# With equal weights (jcjohnson/neural-style, pastiche) relu4_1 is ~95% of the style loss: its Gram
-# entries are ~1e3 larger in square than relu1_1's and ~1e4 larger than relu5_1's (mean A² over the
-# nine paintings in shared/data at 256 px: relu1_1 ~3e2, relu2_1 ~4e4, relu3_1 ~2e4, relu4_1 ~1e6,
-# relu5_1 ~8e1), so colour (relu1_1) and large swirls (relu5_1) barely count. These weights bring
-# every layer's term at init within ~6x of the others (Starry Night on Chelsea: 0.7-4.3e5 each).
-DEFAULT_STYLE_LAYERS = "relu1_1:200,relu2_1:10,relu3_1:20,relu4_1:1,relu5_1:1000"
+# The optimizer's default objective: Gatys et al.'s layers, weighted so that each term counts
+# (losses/objectives.py says how they were calibrated).
+DEFAULT_OBJECTIVE = "gatys"
 PRESERVE_COLOR = ("luminance", "histogram")
 
 
@@ -74,8 +71,8 @@ class GatysOptions:
     content_weight: float = 1.0
     style_weight: float = 20.0
     tv_weight: float = 0.0
-    content_layers: str = ",".join(GATYS_CONTENT_LAYERS)  # "name[:weight],..." (parse_layers)
-    style_layers: str = DEFAULT_STYLE_LAYERS
+    content_layers: str = OBJECTIVES[DEFAULT_OBJECTIVE].content_layers  # "name[:weight],..." (parse_layers)
+    style_layers: str = OBJECTIVES[DEFAULT_OBJECTIVE].style_layers
     pooling: str = "max"  # max | avg (Gatys et al. prefer avg for smoother results)
     init: str = "content"  # content | noise | style | a path to an image file
     seed: int = 0

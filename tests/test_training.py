@@ -477,3 +477,29 @@ def test_a_new_run_refuses_an_earlier_runs_checkpoints_unless_forced(photos, sty
     args[args.index("--style")] = "--style-image"
     assert train_main(args) == 0
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt", "step-000001.ckpt", "step-000002.ckpt"]
+
+
+def test_one_objective_table_for_the_trainer_and_the_optimizer(style, capsys):
+    # The layers are named once (losses/objectives.py): the trainer's default is johnson2016, the
+    # optimizer's gatys; --model.objective gatys gives the trainer exactly the optimizer's layers,
+    # recorded in the checkpoint for the exporter; explicit layers still override.
+    from stylecast.losses.objectives import OBJECTIVES
+    from stylecast.optimization.cli import build_parser
+    from stylecast.optimization.gatys import GatysOptions
+    from stylecast.training.module import StyleTransferModule
+
+    tiny = dict(style_image=str(style), style_size=64, image_size=32, width=0.25, residual_blocks=1)
+    johnson = StyleTransferModule(**tiny)
+    assert (johnson.hparams["content_layers"], johnson.hparams["style_layers"]) == ("relu2_2", "relu1_2,relu2_2,relu3_3,relu4_3")
+    assert johnson.loss.style_layers == {"relu1_2": 1.0, "relu2_2": 1.0, "relu3_3": 1.0, "relu4_3": 1.0}
+    painterly = StyleTransferModule(objective="gatys", **tiny)
+    assert painterly.loss.content_layers == {"relu4_2": 1.0}
+    assert painterly.loss.style_layers == {"relu1_1": 200.0, "relu2_1": 10.0, "relu3_1": 20.0, "relu4_1": 1.0, "relu5_1": 1000.0}
+    g = GatysOptions()
+    assert (g.content_layers, g.style_layers) == (painterly.hparams["content_layers"], painterly.hparams["style_layers"])
+    args = build_parser().parse_args(["c.jpg", "s.jpg", "-o", "o.png", "--objective", "johnson2016"])
+    assert args.objective == "johnson2016" and OBJECTIVES[args.objective].content_layers == "relu2_2"
+    mine = StyleTransferModule(objective="gatys", style_layers="relu3_1", **tiny)
+    assert mine.loss.style_layers == {"relu3_1": 1.0} and mine.loss.content_layers == {"relu4_2": 1.0}
+    with pytest.raises(UserError, match=r"^--model.objective: unknown objective 'gatsy'; objectives: gatys, johnson2016$"):
+        StyleTransferModule(objective="gatsy", **tiny)

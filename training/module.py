@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from stylecast.losses.functional import stability_loss
 from stylecast.losses.images import load_tensor, to_array
+from stylecast.losses.objectives import objective as objective_named
 from stylecast.losses.perceptual import PerceptualLoss, parse_layers
 from stylecast.errors import UserError
 from stylecast.images import save_image
@@ -44,10 +45,6 @@ from stylecast.training.warm_start import apply_warm_start, load_warm_start
 log = logging.getLogger(__name__)
 
 
-# Johnson et al. 2016 (VGG-16): content relu2_2, style relu1_2, relu2_2, relu3_3, relu4_3. The same
-# names exist in VGG-19 with the same receptive fields up to block 3.
-JOHNSON_CONTENT_LAYERS = "relu2_2"
-JOHNSON_STYLE_LAYERS = "relu1_2,relu2_2,relu3_3,relu4_3"
 
 
 class NonFiniteLossError(UserError):
@@ -69,7 +66,11 @@ class StyleTransferModule(pl.LightningModule):
         the style's brush-stroke scale relative to the training crops follows from style_size / image_size.
     image_size: training crop side, recorded for the exporter (linked from --data.image_size).
     width, residual_blocks: TransformerNet shape (1.0/5: the paper; 0.5/3: the slim real-time net).
-    content_layers, style_layers: VGG layer names, optionally weighted ("relu1_2:0.5,relu2_2").
+    objective: the content and style layers and their weights by name, shared with the slow
+        optimizer (losses/objectives.py): johnson2016 (Johnson's layers) or gatys (relu4_2 content,
+        relu1_1..relu5_1 style with balanced weights).
+    content_layers, style_layers: VGG layer names, optionally weighted ("relu1_2:0.5,relu2_2");
+        set, they replace the objective's (experiments); the checkpoint records the layers used.
     content_weight, style_weight, tv_weight: total = cw·L_content + sw·ΣL_style + tv·L_TV with
         Gram matrices normalized by C·H·W and mean-squared errors (losses/functional.py), on Caffe
         VGG features (0-255 scale): the normalization of Johnson's own code, so his 1 / 5 carry over.
@@ -100,8 +101,9 @@ class StyleTransferModule(pl.LightningModule):
         image_size: int = 256,
         width: float = 1.0,
         residual_blocks: int = 5,
-        content_layers: str = JOHNSON_CONTENT_LAYERS,
-        style_layers: str = JOHNSON_STYLE_LAYERS,
+        objective: str = "johnson2016",
+        content_layers: str = "",
+        style_layers: str = "",
         content_weight: float = 1.0,
         style_weight: float = 5.0,
         tv_weight: float = 1000.0,
@@ -128,6 +130,13 @@ class StyleTransferModule(pl.LightningModule):
             raise UserError(f"--model.lr must be positive, got {lr}")
         self.save_hyperparameters()
         self._build_net(width, residual_blocks)
+        try:
+            named = objective_named(objective)
+        except ValueError as exc:
+            raise UserError(f"--model.objective: {exc}") from None
+        # the layers in force go into the checkpoint: the exporter and `compare` read them from there
+        self.hparams["content_layers"] = content_layers = content_layers or named.content_layers
+        self.hparams["style_layers"] = style_layers = style_layers or named.style_layers
         try:
             content, style = parse_layers(content_layers), parse_layers(style_layers)
         except ValueError as exc:
