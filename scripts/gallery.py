@@ -14,6 +14,7 @@ scikit-image wheel on PyPI (see stylecast/samples/SOURCES.md), so derived images
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from importlib import resources
 from pathlib import Path
@@ -29,18 +30,47 @@ from stylecast.images import load_image  # noqa: E402
 PHOTO = resources.files("stylecast") / "samples" / "chelsea.jpg"
 
 
-def gallery(size: int, per_row: int) -> tuple[Path, list[dict]]:
+def gallery(size: int, per_row: int) -> tuple[Path, list[dict], list[Path]]:
     photo = load_image(PHOTO, size)
-    panels, credits = [(photo, "photo")], []
+    panels, credits, multi = [(photo, "photo")], [], []
     for model in sorted((ROOT / "checkpoints").glob("*.onnx")):
         stylizer = Stylizer(model, backend="ort", device="cpu")
-        panels.append((stylizer(photo), model.stem))
         credits.append(stylizer.metadata)
+        if stylizer.styles:  # a multi-style model gets a figure of its own (mixes included)
+            multi.append(model)
+            continue
+        panels.append((stylizer(photo), model.stem))
     rows = [row(panels[i : i + per_row]) for i in range(0, len(panels), per_row)]
     out = ROOT / "docs" / "figures" / "gallery.jpg"
     out.parent.mkdir(parents=True, exist_ok=True)
     stack(rows).save(out, quality=88)
-    return out, credits
+    return out, credits, multi
+
+
+def mixes_of(names: list[str], pairs: list[tuple[str, str]]) -> list[tuple[dict[str, float], str]]:
+    """Each pair as 100/0, 75/25, 50/50, 25/75, 0/100 mixes of the two styles (Dumoulin et al.:
+    mixing styles = mixing their γ, β), labelled in the -s grammar."""
+    out = []
+    for a, b in pairs:
+        if a not in names or b not in names:
+            raise SystemExit(f"--mix {a},{b}: the model's styles are {', '.join(names)}")
+        for w in (1.0, 0.75, 0.5, 0.25, 0.0):
+            label = a if w == 1 else b if w == 0 else f"{a}:{w:g},{b}:{1 - w:g}"
+            out.append(({a: w, b: 1 - w}, label))
+    return out
+
+
+def multi_style_figure(model: Path, size: int, per_row: int, pairs: list[tuple[str, str]]) -> Path:
+    """docs/figures/<model>.jpg: the photo in each style of a multi-style model, then rows of mixes."""
+    photo = load_image(PHOTO, size)
+    stylizer = Stylizer(model, backend="ort", device="cpu")
+    panels = [(photo, "photo")] + [(stylizer(photo, style_weights={n: 1.0}), n) for n in stylizer.style_names]
+    rows = [row(panels[i : i + per_row]) for i in range(0, len(panels), per_row)]
+    mixes = mixes_of(stylizer.style_names, pairs)
+    rows += [row([(stylizer(photo, style_weights=w), label) for w, label in mixes[i : i + 5]]) for i in range(0, len(mixes), 5)]
+    out = ROOT / "docs" / "figures" / f"{model.stem}.jpg"
+    stack(rows).save(out, quality=88)
+    return out
 
 
 MARKER = "<!-- made by scripts/gallery.py -->"
@@ -53,6 +83,11 @@ def readme_rows(credits: list[dict]) -> list[str]:
         net = "full (Johnson)" if is_full_net(meta) else "slim (real-time)"
         name = meta["style_name"]
         painting = meta["style_image"]
+        if meta.get("styles"):
+            names = [s["name"] for s in json.loads(meta["styles"])]
+            rows.append(f"| `{name}/…` | {len(names)} paintings in one network: {', '.join(names)} | {net}, conditional IN | "
+                        f"{meta['recipe']}, {meta.get('base_steps') or meta['steps']} + {meta['steps']} (added style) | [{name}.md](checkpoints/{name}.md) |")
+            continue
         if stem in PAINTINGS:
             title, artist, year = PAINTINGS[stem][:3]
             painting = f"{title.replace('*', '').split(' (')[0]}, {artist}, {year}"
@@ -73,10 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=320, help="longer side of each panel")
     p.add_argument("--per-row", type=int, default=4)
+    p.add_argument("--mix", action="append", default=[], metavar="A,B",
+                   help="a pair of styles of a multi-style model to show mixed (repeatable; default starry_night,great_wave)")
     a = p.parse_args(argv)
-    out, credits = gallery(a.size, a.per_row)
+    out, credits, multi = gallery(a.size, a.per_row)
     update_readme(readme_rows(credits))
-    print(f"wrote {out.relative_to(ROOT)} and the README's table of {len(credits)} styles")
+    pairs = [tuple(m.split(",", 1)) for m in a.mix] or [("starry_night", "great_wave")]
+    for model in multi:
+        print(f"wrote {multi_style_figure(model, a.size, 5, pairs).relative_to(ROOT)}")
+    print(f"wrote {out.relative_to(ROOT)} and the README's table of {len(credits)} models")
     return 0
 
 
