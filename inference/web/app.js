@@ -172,7 +172,7 @@ function buildSwatches(styles) {
     text.className = "text";
     text.append(Object.assign(document.createElement("span"), { className: "title", textContent: title }));
     if (artist) text.append(Object.assign(document.createElement("span"), { className: "artist", textContent: artist }));
-    text.append(Object.assign(document.createElement("span"), { className: "name", textContent: style.name }));
+    if (title !== style.name) text.append(Object.assign(document.createElement("span"), { className: "name", textContent: style.name }));
     button.append(thumb, text);
     button.addEventListener("click", () => {
       if ($("style").value === style.name) return;
@@ -546,7 +546,7 @@ function stopCam() {
   $("video").srcObject = null;
   $("cam-start").disabled = false;
   $("cam-stop").disabled = true;
-  $("snapshot").disabled = true;
+  $("snapshot").disabled = stylecast.framesDrawn === 0;  // the last frame stays on the canvas: keep it
   $("resolution").disabled = false;
   $("camera").disabled = false;
   $("fps").textContent = "0.0";
