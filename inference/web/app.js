@@ -25,6 +25,8 @@ const stylecast = (window.stylecast = {
   lastHeader: null,
   dropped: 0,
   latencies: [],         // capture -> drawn, ms, per frame (the last LATENCY_KEEP)
+  sentBytes: 0,
+  serverStages: { frames: 0 },
   serverReady: false,
   snapshots: 0,
   browserRuntime: null,  // GET /v1/styles' browser_runtime: can this page run styles itself
@@ -405,6 +407,9 @@ async function onFrame(buffer) {
   answered(header.seq);
   const now = performance.now();
   stylecast.lastHeader = header;
+  const st = stylecast.serverStages;  // sums, for the benchmark's decode / stylize / encode split
+  st.frames += 1;
+  for (const [k, v] of Object.entries(header.stages_ms || {})) st[k] = (st[k] || 0) + v;
   if (cam.mode !== "server") return;  // a late answer after switching to on-device
   const blob = new Blob([new Uint8Array(buffer, 4 + headerLength)], { type: `image/${header.format}` });
   const bitmap = await createImageBitmap(blob);
@@ -451,11 +456,13 @@ function pump() {
   const video = $("video");
   if (ws && ws.readyState === WebSocket.OPEN && cam.inflight < MAX_INFLIGHT && video.readyState >= 2 && ws.bufferedAmount < 1 << 20) {
     cam.inflight += 1;  // counted before toBlob (async) so frames never pile up
+    const captured = performance.now();  // latency counts the page's own encode too
     drawFrame(cam.capture, video);
     cam.capture.toBlob((blob) => {
       if (!blob || stylecast.ws !== ws || ws.readyState !== WebSocket.OPEN) { cam.inflight = Math.max(0, cam.inflight - 1); return; }
       cam.seq += 1;
-      cam.sentAt.set(cam.seq, performance.now());
+      cam.sentAt.set(cam.seq, captured);
+      stylecast.sentBytes += blob.size;
       ws.send(blob);
     }, FRAME_FORMAT.type, FRAME_FORMAT.quality);
   }
