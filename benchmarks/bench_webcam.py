@@ -48,6 +48,7 @@ CLIP_FRAMES = 45  # per photo, at 30 FPS: 1.5 s each, 6 s a loop
 WARMUP_FRAMES = 5
 READ_JS = """() => ({frames: window.stylecast.framesDrawn, lat: window.stylecast.latencies.length,
     dropped: window.stylecast.dropped, fps: document.querySelector('#fps').textContent, bytes: window.stylecast.sentBytes,
+    sent: window.stylecast.framesSent,
     stages: {...window.stylecast.serverStages}, backend: document.querySelector('#backend').textContent})"""
 
 
@@ -111,7 +112,8 @@ def _row(browser, url: str, style: str, seconds: float, *, on_device: bool = Fal
         stages = {k: round((end["stages"].get(k, 0) - start["stages"].get(k, 0)) / n, 1) for k in ("decode", "stylize", "encode")}
         return {"style": style, "fps": frames / elapsed, "page_fps": float(end["fps"]), "frames": frames,
                 "p50_ms": float(np.percentile(lat, 50)) if lat else None, "p99_ms": float(np.percentile(lat, 99)) if lat else None,
-                "dropped": end["dropped"] - start["dropped"], "kb_per_frame": (end["bytes"] - start["bytes"]) / max(1, frames) / 1024,
+                "dropped": end["dropped"] - start["dropped"], "kb_per_frame": (end["bytes"] - start["bytes"]) / max(1, end["sent"] - start["sent"]) / 1024,
+                "sent_per_s": (end["sent"] - start["sent"]) / elapsed,
                 "server_stages_ms": stages if not on_device else None, "backend": end["backend"]}
     finally:
         context.close()
@@ -261,7 +263,7 @@ def _write_section(r: dict) -> None:
     codec = (f"Pillow {c['pillow']['decode']} ms decode (to float) + {c['pillow']['encode']} ms encode (from float); "
              + (f"simplejpeg {sj['version']} {sj['decode']} + {sj['encode']} ms the same way, {sj['decode_fast']} ms decode with "
                 f"fastdct/fastupsample, {sj['encode_u8']} ms encode from uint8" if sj else "simplejpeg not installed"))
-    best = max(r["rows"], key=lambda row: row["fps"])
+    best = max(r["rows"] + r["levers"], key=lambda row: row["fps"])
     verdict = (f"Best row: {best['fps']:.1f} FPS, p99 {_ms(best['p99_ms'])} ms ({best['style']}, {best['path']}): "
                + ("meets" if best["fps"] >= 30 and (best["p99_ms"] or 1e9) <= 100 else "**does not meet**")
                + " the issue's bar of 30 FPS with p99 <= 100 ms.")

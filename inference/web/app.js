@@ -26,6 +26,7 @@ const stylecast = (window.stylecast = {
   dropped: 0,
   latencies: [],         // capture -> drawn, ms, per frame (the last LATENCY_KEEP)
   sentBytes: 0,
+  framesSent: 0,
   serverStages: { frames: 0 },
   serverReady: false,
   snapshots: 0,
@@ -463,6 +464,7 @@ function pump() {
       cam.seq += 1;
       cam.sentAt.set(cam.seq, captured);
       stylecast.sentBytes += blob.size;
+      stylecast.framesSent += 1;
       ws.send(blob);
     }, FRAME_FORMAT.type, FRAME_FORMAT.quality);
   }
