@@ -17,6 +17,7 @@ served names, never opened as a path, and mixes are not swatched.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from importlib import resources
 from urllib.parse import quote
@@ -48,8 +49,9 @@ class SwatchCache:
         self.locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     async def get(self, state: ServerState, name: str) -> tuple[bytes, str]:
-        loaded = state.style(name)
-        if loaded.name != name:  # a mix spelled as a name: no swatch for those
+        loaded = state.models.get(name)
+        if loaded is None:
+            state.style(name)  # an unknown name or a malformed mix: the API's own 404 / 422
             raise ApiError(404, "unknown_style", "swatches exist for served styles only, not for mixes")
         key = (loaded.name, loaded.sha256)
         if key not in self.made:
@@ -84,7 +86,9 @@ def add_swatch_routes(app: FastAPI, state: ServerState, require_token) -> None:
         state.require_ready()
         payload, sha256 = await cache.get(state, name)
         current = v is not None and v == sha256[:VERSION_CHARS]
-        headers = {"ETag": f'"swatch-{sha256}"', "Cache-Control": f"private, max-age={YEAR_S}, immutable" if current else "private, no-cache"}
+        # per style and model file: a multi-style model's styles share the file, not the picture
+        tag = hashlib.sha256(f"{name}\0{sha256}".encode()).hexdigest()[:32]
+        headers = {"ETag": f'"swatch-{tag}"', "Cache-Control": f"private, max-age={YEAR_S}, immutable" if current else "private, no-cache"}
         if etag_matches(request.headers.get("if-none-match"), headers["ETag"]):
             return Response(status_code=304, headers=headers)
         return Response(payload, media_type="image/jpeg", headers=headers)
