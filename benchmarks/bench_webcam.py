@@ -267,6 +267,14 @@ def _write_section(r: dict) -> None:
     verdict = (f"Best row: {best['fps']:.1f} FPS, p99 {_ms(best['p99_ms'])} ms ({best['style']}, {best['path']}): "
                + ("meets" if best["fps"] >= 30 and (best["p99_ms"] or 1e9) <= 100 else "**does not meet**")
                + " the issue's bar of 30 FPS with p99 <= 100 ms.")
+    served = [row for row in r["rows"] + r["levers"] if row["server_stages_ms"]]
+    top = max(served, key=lambda row: row["fps"])
+    st = top["server_stages_ms"]
+    total = st["decode"] + st["stylize"] + st["encode"]
+    share = (f"In the fastest server row ({top['path']}) a frame cost the server {st['decode']} ms decode + {st['stylize']} ms "
+             f"network + {st['encode']} ms encode: the network is {100 * st['stylize'] / total:.0f} % of it, so a faster JPEG "
+             f"codec or a smaller frame can win at most {100 * (st['decode'] + st['encode']) / total:.0f} % here; the rest "
+             "is the network (a new one, sized for the budget, is the lever that is left).")
     body = f"""{machine_line(r['machine'])} · headless Chromium
 
 `python -m benchmarks --only webcam` (`benchmarks/bench_webcam.py`; `python -m benchmarks.bench_webcam --model
@@ -285,6 +293,8 @@ Levers that are not a new network (first style, server on {r['lever_backend']}; 
 {markdown_table(head, [_cells(row) for row in r['levers']])}
 
 JPEG codec, one 640x480 frame in-process (median): {codec}.
+
+{share}
 
 {verdict}
 """
