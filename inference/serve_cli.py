@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deadline", type=float, default=d.deadline, help="seconds a request may take before 504 (default: %(default)g)")
     p.add_argument("--ws-max-frame-kb", type=int, default=d.ws_max_frame_bytes // 1024, help="largest webcam frame in KiB; larger closes the stream with 1009 (default: %(default)d)")
     p.add_argument("--ws-max-pixels", type=int, default=d.ws_max_pixels, help="largest webcam frame, width x height, checked before decoding (default: %(default)d, 1080p + 10%%)")
+    p.add_argument("--ws-pipeline", type=int, default=d.ws_pipeline, metavar="N",
+                   help="frames of one webcam stream stylized at once; 2 overlaps decode/encode of one frame with the next "
+                        "one's network, with --concurrency 2 (default: %(default)d)")
     p.add_argument("--format", choices=("png", "jpeg", "webp"), default=d.default_format, help="output format when the client does not say (default: %(default)s)")
     p.add_argument("--device", type=device_arg, default=d.device, help=f"stylizer device: {DEVICE_HELP} (default: auto)")
     p.add_argument("--backend", choices=("auto", "ort", "openvino"), default=d.backend, help="stylizer runtime (default: auto)")
@@ -78,7 +81,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         ws_max_frame_bytes=args.ws_max_frame_kb * 1024, default_format=args.format, device=args.device,
         backend=args.backend, threads=args.threads, watch_interval=args.watch, max_connections=args.max_connections,
         header_timeout=args.header_timeout, max_idle_connections=args.max_idle_connections, decode_pixels=args.decode_pixels,
-        ws_max_pixels=args.ws_max_pixels, browser_models=not args.no_browser_models,
+        ws_max_pixels=args.ws_max_pixels, browser_models=not args.no_browser_models, ws_pipeline=args.ws_pipeline,
     )
     if args.token is not None:
         kwargs["token"] = args.token

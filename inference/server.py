@@ -5,6 +5,7 @@ page's Content-Security-Policy would have to allow. Load /openapi.json into any 
     GET  /                 the web page (upload + live webcam), files in inference/web/
     GET  /v1/styles        names and metadata of the styles being served
     GET  /v1/styles/NAME/model  the style's .onnx for in-browser inference (server_browser.py)
+    GET  /v1/swatches/NAME the sample photo in that style, for the page's picker (server_swatches.py)
     GET  /ort/VERSION/FILE onnxruntime-web's files for the page (web_runtime.py)
     POST /v1/stylize       image bytes in (raw body or multipart), image out (PNG/JPEG/WebP)
     WS   /v1/stream        webcam frames in, stylized frames out, latest frame wins

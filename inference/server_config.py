@@ -60,6 +60,8 @@ class ServerConfig:
     default_format: str = "png"                   # when neither `format` nor Accept says
     jpeg_quality: int = 90                        # JPEG/WebP quality of /v1/stylize responses
     ws_quality: int = 80                          # JPEG/WebP quality of webcam frames
+    ws_pipeline: int = 1                          # frames of one stream stylized at once; 2 overlaps one frame's
+                                                  # decode/encode with the next one's network (with concurrency >= 2)
     device: str = "auto"                          # Stylizer device / backend / threads
     backend: str = "auto"
     threads: int | None = None                    # per job; None = cores / concurrency
@@ -116,6 +118,7 @@ class ServerConfig:
             (self.ws_max_frame_bytes > 0, "ws_max_frame_bytes must be positive"),
             (self.default_format.lower() in OUTPUT_FORMATS, "default_format must be png, jpeg or webp"),
             (self.concurrency is None or self.concurrency >= 1, "concurrency must be >= 1"),
+            (1 <= self.ws_pipeline <= 8, "ws_pipeline must be 1..8"),
             (self.max_connections >= 1 and self.max_idle_connections >= 1, "max_connections and max_idle_connections must be >= 1"),
             (1 <= self.jpeg_quality <= 100 and 1 <= self.ws_quality <= 100, "quality must be 1..100"),
             (self.token is None or len(self.token) > 0, "token must not be empty"),

@@ -17,6 +17,7 @@ disk was refused and the old model keeps serving.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -29,6 +30,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from stylecast.paintings import painting_of
 from stylecast.inference import mix
 from stylecast.inference.registry import StyleRegistry, resolve_models_dir
 from stylecast.inference.stylizer import Stylizer
@@ -185,6 +187,7 @@ class ServedModels:
         return {
             "name": name,
             **multi,
+            "painting": painting_info(stylizer.metadata, name),
             "metadata": dict(sorted(stylizer.metadata.items())),
             "backend": stylizer.backend,
             "device": stylizer.device,
@@ -192,3 +195,23 @@ class ServedModels:
             "bytes": sig[1],
             "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
+
+
+def painting_info(metadata: dict[str, str], name: str) -> dict[str, str] | None:
+    """{"title", "artist", "year"} of the painting a style learned, for the page: the model's own
+    `title`/`artist` metadata when it carries them (a user's painting), else stylecast/paintings.py
+    looked up by `style_image` (the shipped models carry only the file name). A multi-style
+    model's style looks up its own row of `styles`; None when nothing is known."""
+    if metadata.get("title"):
+        return {"title": metadata["title"], "artist": metadata.get("artist", ""), "year": metadata.get("year", "")}
+    image = metadata.get("style_image")
+    own = name.rpartition("/")[2]
+    try:
+        rows = json.loads(metadata.get("styles", "[]"))
+    except ValueError:
+        rows = []
+    for row in rows if isinstance(rows, list) else []:
+        if isinstance(row, dict) and row.get("name") == own:
+            image = row.get("painting", image)
+    painting = painting_of(image)
+    return None if painting is None else {"title": painting.title, "artist": painting.artist, "year": painting.year}

@@ -39,6 +39,7 @@ from stylecast.inference.server_queue import JobResult
 from stylecast.inference.server_service import StylizeOptions
 from stylecast.inference.server_state import ServerState
 from stylecast.inference.server_stream import stream as stream_frames
+from stylecast.inference.server_swatches import add_swatch_routes, swatch_url
 
 log = logging.getLogger("stylecast.server")
 
@@ -78,6 +79,7 @@ def add_routes(app: FastAPI, state: ServerState) -> None:
     add_health_routes(app, state, require_token)
     add_api_routes(app, state, require_token)
     add_browser_routes(app, state, require_token)
+    add_swatch_routes(app, state, require_token)
 
     @app.websocket("/v1/stream")
     async def stream(ws: WebSocket):
@@ -162,7 +164,8 @@ def add_api_routes(app: FastAPI, state: ServerState, require_token) -> None:
              dependencies=[Depends(require_token)])
     async def styles():
         current = state.models.current
-        styles = [{**current[n].info, "browser": style_browser_info(current[n], config)} for n in sorted(current)]
+        styles = [{**current[n].info, "browser": style_browser_info(current[n], config), "swatch_url": swatch_url(n, current[n].sha256)}
+                  for n in sorted(current)]
         return {"styles": styles, "default": min(current) if current else None, "ready": state.ready_reason() is None,
                 "workers": state.workers, "threads": state.threads, "limits": state.limits_info(), "browser_runtime": runtime_info(state)}
 

@@ -179,6 +179,7 @@ class StreamSession:
         self.send_lock = asyncio.Lock()
         self.latest: tuple[int, bytes, float] | None = None  # the one frame waiting; a newer one replaces it
         self.wake = asyncio.Event()
+        self.newest_sent = 0  # seq of the newest frame sent back
         self.closed = asyncio.Event()
 
     async def run(self) -> None:
@@ -263,14 +264,36 @@ class StreamSession:
         await self.send_json({"type": "config", **self.settings.public()})
 
     async def processor(self) -> None:
-        while True:
-            await self.wake.wait()
-            self.wake.clear()
-            if self.closed.is_set():
-                return
-            item, self.latest = self.latest, None
-            if item is not None and not await self.process(*item):
-                return
+        """One frame at a time, or up to `ws_pipeline` at once: a frame starts on the pool while the
+        previous one is still being stylized, so its decode and encode overlap the other's network
+        (the pool needs as many workers). Answers still go out newest-last (`process`)."""
+        depth = self.cfg.ws_pipeline
+        running: set[asyncio.Task] = set()
+        try:
+            while True:
+                if len(running) >= depth:
+                    done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    if not all(task.result() for task in done):
+                        return
+                    continue
+                await self.wake.wait()
+                self.wake.clear()
+                if self.closed.is_set():
+                    return
+                item, self.latest = self.latest, None
+                if item is None:
+                    continue
+                if depth == 1:
+                    if not await self.process(*item):
+                        return
+                else:
+                    running.add(asyncio.ensure_future(self.process(*item)))
+        finally:
+            for task in running:
+                task.cancel()
+            for task in running:
+                with contextlib.suppress(BaseException):
+                    await task
 
     async def process(self, seq: int, data: bytes, received_at: float) -> bool:
         """Stylize one frame and answer it (a frame, "dropped" or "error"); False: close the stream."""
@@ -297,6 +320,10 @@ class StreamSession:
             await self.error(seq, job_error(exc, self.cfg.deadline))
             return True
         out = result.value
+        if seq < self.newest_sent:  # overtaken by a newer frame (pipelined): never draw an older one after it
+            await self.drop(seq, "stale")
+            return True
+        self.newest_sent = seq
         latency_ms = (time.monotonic() - received_at) * 1000
         self.stats.done(latency_ms)
         self.metrics.ws_frames.inc(result="processed")

@@ -22,15 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# file stem of the painting -> (title, artist, year, medium, why it is public domain)
-PAINTINGS = {
-    "starry_night": ("*The Starry Night*", "Vincent van Gogh", "1889", "oil on canvas", "the artist died in 1890; published before 1930"),
-    "great_wave": ("*The Great Wave off Kanagawa* (神奈川沖浪裏)", "Katsushika Hokusai", "c. 1830–32", "woodblock print", "the artist died in 1849; published c. 1831"),
-    "the_scream": ("*The Scream* (Skrik)", "Edvard Munch", "1893", "tempera and crayon on cardboard", "the artist died in 1944 (public domain in life+70 countries since 2015); published 1893"),
-    "composition_vii": ("*Composition VII*", "Wassily Kandinsky", "1913", "oil on canvas", "the artist died in 1944 (public domain in life+70 countries since 2015); published 1913"),
-    "udnie": ("*Udnie*", "Francis Picabia", "1913", "oil on canvas", "the artist died in 1953 (life+70 countries since 2024); published 1913"),
-    "shipwreck_minotaur": ("*The Wreck of a Transport Ship*", "J. M. W. Turner", "c. 1810", "oil on canvas", "the artist died in 1851"),
-}
+from stylecast.paintings import PAINTINGS as _PAINTINGS  # noqa: E402  (after the sys.path line)
+
+# file stem of the painting -> (title in Markdown italics, artist, year, medium, why it is public domain);
+# the table itself is stylecast/paintings.py, which the server's style listing reads too
+PAINTINGS = {stem: (f"*{p.title.split(' (')[0]}*" + (f" ({p.title.split(' (', 1)[1]}" if " (" in p.title else ""), *p[1:])
+             for stem, p in _PAINTINGS.items()}
 # Hand-written: what a person sees (looked at the validation grids and the gallery), per model.
 LOOKS = {
     "starry_night": "the painting's ultramarine and cobalt blues with yellow-green dabs and short curved strokes over the "

@@ -84,6 +84,17 @@ def test_styles_lists_each_style_with_its_model(client):
     assert "styles" not in by_name["alpha"]
 
 
+def test_each_style_of_a_multi_style_model_has_its_swatch(client):
+    urls = {s["name"]: s["swatch_url"] for s in client.get("/v1/styles").json()["styles"]}
+    assert urls["painters/dots"].startswith("v1/swatches/painters/dots?v=")
+    dots, waves = (client.get("/" + urls[name]) for name in ("painters/dots", "painters/waves"))
+    assert dots.status_code == waves.status_code == 200 and dots.headers["content-type"] == "image/jpeg"
+    assert dots.content != waves.content and dots.headers["etag"] != waves.headers["etag"]  # one model file, two pictures
+    for mix in ("painters/dots:1", "dots:0.5,waves:0.5"):
+        r = client.get(f"/v1/swatches/{mix}")
+        assert r.status_code == 404 and "not for mixes" in r.json()["detail"]
+
+
 def test_a_style_and_a_mix_over_http(client, painters, server):
     png = encode(smooth_image(60, 80, seed=21))
     cases = {"painters/dots": {"dots": 1.0}, "dots:0.3,waves:0.7": {"dots": 0.3, "waves": 0.7}, "painters/waves:1,dots:1": {"dots": 0.5, "waves": 0.5}}

@@ -6,7 +6,11 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const MAX_INFLIGHT = 2;   // one frame on the server, one on the wire: enough to hide the round trip
+// One frame on the server, one on the wire: enough to hide the round trip. (self.STYLECAST_INFLIGHT
+// and self.STYLECAST_FRAME = {type, quality}: set from the console or a benchmark to try others.)
+const MAX_INFLIGHT = Number(self.STYLECAST_INFLIGHT) || 2;
+const FRAME_FORMAT = { type: "image/jpeg", quality: 0.8, ...(self.STYLECAST_FRAME || {}) };
+const LATENCY_KEEP = 4096;   // per-frame latencies kept for p50/p99 (the benchmark reads them)
 const FPS_WINDOW_MS = 3000;  // long enough for in-browser rates under 1 FPS
 
 // Exposed for people poking at the page from the console (and for the browser tests).
@@ -20,6 +24,12 @@ const stylecast = (window.stylecast = {
   framesDrawn: 0,
   lastHeader: null,
   dropped: 0,
+  latencies: [],         // capture -> drawn, ms, per frame (the last LATENCY_KEEP)
+  sentBytes: 0,
+  framesSent: 0,
+  serverStages: { frames: 0 },
+  serverReady: false,
+  snapshots: 0,
   browserRuntime: null,  // GET /v1/styles' browser_runtime: can this page run styles itself
 });
 
@@ -57,10 +67,42 @@ async function errorText(response) {
   }
 }
 
+// For the photo panel: the server's sentence first, the status after it.
+async function plainError(response) {
+  try {
+    const body = await response.json();
+    return `Could not stylize this photo: ${body.detail} (HTTP ${response.status})`;
+  } catch {
+    return `Could not stylize this photo (HTTP ${response.status}).`;
+  }
+}
+
 async function api(path, options = {}) {
   const response = await fetch(path, { ...options, headers: { ...authHeaders(), ...(options.headers || {}) } });
   if (response.status === 401) $("token-box").hidden = false;
   return response;
+}
+
+// "starting…" until GET /readyz answers 200 (models loaded and warmed up), then "ready"; polled
+// again while the server is not ready or unreachable, and every 15 s after, so a server that goes
+// away or starts draining shows it.
+async function pollReady() {
+  const pill = $("server-state");
+  let state = "down", text = "server unreachable", title = "the page cannot reach the server";
+  try {
+    const response = await fetch("readyz", { cache: "no-store" });
+    const body = await response.json().catch(() => ({}));
+    if (response.ok) [state, text, title] = ["ready", "ready", `${body.styles} style(s) loaded`];
+    else [state, text, title] = ["starting", body.error === "draining" ? "restarting…" : "starting…", body.detail || `HTTP ${response.status}`];
+  } catch { /* unreachable: the defaults above */ }
+  const wasReady = stylecast.serverReady;
+  stylecast.serverReady = state === "ready";
+  pill.className = `pill ${state}`;
+  pill.textContent = text;
+  pill.title = title;
+  if (stylecast.serverReady && !wasReady && stylecast.styles.length === 0) loadStyles();
+  clearTimeout(pollReady.timer);
+  pollReady.timer = setTimeout(pollReady, stylecast.serverReady ? 15000 : 1000);
 }
 
 async function loadStyles() {
@@ -91,48 +133,180 @@ async function loadStyles() {
   }));
   if (data.styles.some((s) => s.name === previous)) select.value = previous;
   select.disabled = data.styles.length === 0;
+  if (data.styles.length || data.ready) buildSwatches(data.styles);
   buildMix();
+  realtimeHint();
   if (!data.ready) setTimeout(loadStyles, 2000);  // still loading / warming up
-  if (data.styles.length === 0) showMessage("no styles are loaded yet");
+  if (data.styles.length === 0 && data.ready) showMessage("no styles are loaded yet");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Swatches: the server's sample photo in each style (GET /v1/swatches/NAME, cached by the browser
+// for as long as the model is the same), with the painting's title and artist, the real-time
+// styles badged for the webcam. Fetched with the token (an <img src> could not send it) and shown
+// from a blob URL; a swatch that fails shows its text only, never a broken image.
+
+const swatchUrls = new Map();  // swatch_url -> blob URL
+
+function swatchText(style) {
+  const p = style.painting;
+  return { title: p ? p.title : style.name, artist: p ? [p.artist, p.year].filter(Boolean).join(", ") : "" };
+}
+
+function buildSwatches(styles) {
+  const box = $("swatches");
+  if (styles.length === 0) {
+    box.replaceChildren(Object.assign(document.createElement("p"), { className: "placeholder", textContent: "No styles are loaded yet." }));
+    return;
+  }
+  box.replaceChildren(...styles.map((style) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "swatch";
+    button.setAttribute("role", "radio");
+    button.dataset.style = style.name;
+    const { title, artist } = swatchText(style);
+    const realtime = style.browser && style.browser.realtime;
+    button.title = `${title}${artist ? " — " + artist : ""} (${style.name})${realtime ? ": fast enough for the webcam" : ""}`;
+    const thumb = document.createElement("span");
+    thumb.className = "thumb";
+    if (realtime) thumb.append(Object.assign(document.createElement("span"), { className: "badge", textContent: "⚡ webcam" }));
+    const text = document.createElement("span");
+    text.className = "text";
+    text.append(Object.assign(document.createElement("span"), { className: "title", textContent: title }));
+    if (artist) text.append(Object.assign(document.createElement("span"), { className: "artist", textContent: artist }));
+    if (title !== style.name) text.append(Object.assign(document.createElement("span"), { className: "name", textContent: style.name }));
+    button.append(thumb, text);
+    button.addEventListener("click", () => {
+      if ($("style").value === style.name) return;
+      $("style").value = style.name;
+      $("style").dispatchEvent(new Event("change"));
+    });
+    if (style.swatch_url) loadSwatch(thumb, style.swatch_url, title);
+    return button;
+  }));
+  markSwatch();
+}
+
+async function loadSwatch(thumb, url, title) {
+  let blobUrl = swatchUrls.get(url);
+  if (!blobUrl) {
+    try {
+      const response = await api(url);
+      if (!response.ok) return;
+      blobUrl = URL.createObjectURL(await response.blob());
+      swatchUrls.set(url, blobUrl);
+    } catch {
+      return;
+    }
+  }
+  const img = Object.assign(document.createElement("img"), { src: blobUrl, alt: `the sample photo as ${title}` });
+  thumb.prepend(img);
+}
+
+function markSwatch() {
+  for (const b of $("swatches").querySelectorAll(".swatch")) b.setAttribute("aria-checked", String(b.dataset.style === $("style").value));
+}
+
+// Under the webcam controls: whether the chosen style keeps up with a camera.
+function realtimeHint() {
+  const style = styleByName($("style").value);
+  const fast = stylecast.styles.filter((s) => s.browser && s.browser.realtime).map((s) => s.name);
+  let text = "";
+  if (style && style.browser && !style.browser.realtime) {
+    text = `${style.name} is a full network: expect a few frames a second.` + (fast.length ? ` For live video pick a ⚡ style (${fast.join(", ")}).` : "");
+  } else if (style) {
+    text = `${style.name} is a real-time network (⚡).`;
+  }
+  $("realtime-hint").textContent = text;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Photo mode: POST the file, show the result next to it, offer it for download
 
+function photoBusy(busy) {
+  $("spinner").hidden = !busy;
+  $("compare").setAttribute("aria-busy", String(busy));
+}
+
+// An error goes where the result would be, and the previous result's Download is disabled: the
+// link would otherwise offer a picture that no longer matches the settings on screen.
+function photoError(text) {
+  const error = $("photo-error");
+  error.textContent = text;
+  error.hidden = false;
+  $("result").hidden = true;
+  $("compare-line").hidden = true;
+  const download = $("download");
+  if (!download.hidden) {
+    download.removeAttribute("href");
+    download.setAttribute("aria-disabled", "true");
+  }
+  $("compare-slider").disabled = true;
+  $("photo-status").textContent = "";
+}
+
+function showCompare(split) {
+  $("compare").style.setProperty("--split", `${split}%`);
+}
+
+let photoRequest = 0;  // a newer request makes an older one's answer moot
+
 async function stylizeFile(file) {
   if (!file) return;
+  const request = (photoRequest += 1);
   stylecast.lastFile = file;
   const original = $("original");
   if (original.dataset.file !== file.name + file.size) {
     if (original.src) URL.revokeObjectURL(original.src);
     original.src = URL.createObjectURL(file);
     original.dataset.file = file.name + file.size;
+    await original.decode().catch(() => {});
   }
+  const box = $("compare");
+  box.classList.remove("empty");
+  $("compare-empty").hidden = true;
+  original.hidden = !original.naturalWidth;  // a file the browser cannot show: the server says why
+  for (const tag of box.querySelectorAll(".tag")) tag.hidden = true;
+  $("photo-error").hidden = true;
   const s = settings();
   const params = new URLSearchParams({ style: s.style, strength: String(s.strength), preserve_color: String(s.preserve_color), format: "png" });
   if ($("size").value) params.set("size", $("size").value);
   const status = $("photo-status");
   status.textContent = "stylizing…";
+  photoBusy(true);
   const started = performance.now();
-  let response;
+  let response, blob;
   try {
     response = await api(`v1/stylize?${params}`, { method: "POST", body: file, headers: { "Content-Type": file.type || "application/octet-stream" } });
+    if (response.ok) blob = await response.blob();
   } catch (err) {
-    status.textContent = `request failed: ${err}`;
+    if (request === photoRequest) {
+      photoBusy(false);
+      photoError(`The server could not be reached (${err.message || err}). Try again in a moment.`);
+    }
     return;
   }
+  if (request !== photoRequest) return;
+  photoBusy(false);
   if (!response.ok) {
-    status.textContent = await errorText(response);
+    photoError(await plainError(response));
     return;
   }
-  const blob = await response.blob();
   const result = $("result");
   if (result.src) URL.revokeObjectURL(result.src);
   const url = URL.createObjectURL(blob);
   result.src = url;
   await result.decode().catch(() => {});
+  result.hidden = false;
+  original.hidden = false;
+  $("compare-line").hidden = false;
+  for (const tag of box.querySelectorAll(".tag")) tag.hidden = false;
+  $("compare-slider").disabled = false;
+  showCompare($("compare-slider").value);
   const download = $("download");
   download.href = url;
+  download.removeAttribute("aria-disabled");
   download.download = `${file.name.replace(/\.[^.]+$/, "") || "photo"}-${s.style.replace(/[^A-Za-z0-9_.+-]+/g, "_")}.png`;
   download.hidden = false;
   const took = Math.round(performance.now() - started);
@@ -152,6 +326,7 @@ function setupPhoto() {
     if (e.dataTransfer.files.length) stylizeFile(e.dataTransfer.files[0]);
   });
   $("size").addEventListener("change", () => stylizeFile(stylecast.lastFile));
+  $("compare-slider").addEventListener("input", (e) => showCompare(e.target.value));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -233,6 +408,9 @@ async function onFrame(buffer) {
   answered(header.seq);
   const now = performance.now();
   stylecast.lastHeader = header;
+  const st = stylecast.serverStages;  // sums, for the benchmark's decode / stylize / encode split
+  st.frames += 1;
+  for (const [k, v] of Object.entries(header.stages_ms || {})) st[k] = (st[k] || 0) + v;
   if (cam.mode !== "server") return;  // a late answer after switching to on-device
   const blob = new Blob([new Uint8Array(buffer, 4 + headerLength)], { type: `image/${header.format}` });
   const bitmap = await createImageBitmap(blob);
@@ -245,6 +423,10 @@ async function onFrame(buffer) {
 // FPS over the frames drawn in the last FPS_WINDOW_MS, latency (capture -> drawn) as an EWMA.
 function frameDrawn(now, latencyMs, inferenceMs) {
   stylecast.framesDrawn += 1;
+  if (latencyMs !== null) {
+    stylecast.latencies.push(latencyMs);
+    if (stylecast.latencies.length > LATENCY_KEEP) stylecast.latencies.splice(0, stylecast.latencies.length - LATENCY_KEEP);
+  }
   if (latencyMs !== null) cam.latency = cam.latency === null ? latencyMs : 0.8 * cam.latency + 0.2 * latencyMs;
   cam.drawnAt.push(now);
   while (cam.drawnAt.length && now - cam.drawnAt[0] > FPS_WINDOW_MS) cam.drawnAt.shift();
@@ -255,20 +437,36 @@ function frameDrawn(now, latencyMs, inferenceMs) {
   $("server-ms").textContent = inferenceMs == null ? "–" : String(Math.round(inferenceMs));
 }
 
+// The camera frame as it is stylized: mirrored (a selfie view) when the switch is on, so the
+// stylized picture, the snapshot and the preview all agree.
+function drawFrame(canvas, video) {
+  const ctx = canvas.getContext("2d", { willReadFrequently: canvas === device.capture });
+  ctx.save();
+  if ($("mirror").checked) {
+    ctx.translate(canvas.width, 0);
+    ctx.scale(-1, 1);
+  }
+  ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
+  ctx.restore();
+}
+stylecast.drawFrame = drawFrame;
+
 function pump() {
   if (!cam.running) return;
   const ws = stylecast.ws;
   const video = $("video");
   if (ws && ws.readyState === WebSocket.OPEN && cam.inflight < MAX_INFLIGHT && video.readyState >= 2 && ws.bufferedAmount < 1 << 20) {
     cam.inflight += 1;  // counted before toBlob (async) so frames never pile up
-    const ctx = cam.capture.getContext("2d");
-    ctx.drawImage(video, 0, 0, cam.width, cam.height);
+    const captured = performance.now();  // latency counts the page's own encode too
+    drawFrame(cam.capture, video);
     cam.capture.toBlob((blob) => {
       if (!blob || stylecast.ws !== ws || ws.readyState !== WebSocket.OPEN) { cam.inflight = Math.max(0, cam.inflight - 1); return; }
       cam.seq += 1;
-      cam.sentAt.set(cam.seq, performance.now());
+      cam.sentAt.set(cam.seq, captured);
+      stylecast.sentBytes += blob.size;
+      stylecast.framesSent += 1;
       ws.send(blob);
-    }, "image/jpeg", 0.8);
+    }, FRAME_FORMAT.type, FRAME_FORMAT.quality);
   }
   // Frames lost with a closed socket are forgotten after 5 s so the pump cannot stall.
   const now = performance.now();
@@ -280,7 +478,9 @@ async function startCam() {
   if (!$("style").value) { showMessage("no style loaded yet"); return; }
   [cam.width, cam.height] = $("resolution").value.split("x").map(Number);
   try {
-    cam.stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: cam.width }, height: { ideal: cam.height } }, audio: false });
+    const chosen = $("camera").value;
+    const video = { width: { ideal: cam.width }, height: { ideal: cam.height }, ...(chosen ? { deviceId: { exact: chosen } } : {}) };
+    cam.stream = await navigator.mediaDevices.getUserMedia({ video, audio: false });
   } catch (err) {
     showMessage(`camera unavailable: ${err.message || err}`);
     return;
@@ -295,12 +495,48 @@ async function startCam() {
   cam.running = true;
   cam.latency = null;
   cam.drawnAt = [];
+  stylecast.latencies = [];
   $("cam-start").disabled = true;
   $("cam-stop").disabled = false;
+  $("snapshot").disabled = false;
   $("resolution").disabled = true;
+  $("camera").disabled = true;
+  listCameras(cam.stream.getVideoTracks()[0]);
   if (cam.mode === "device") runDeviceLoop();
   else openSocket();
   requestAnimationFrame(pump);
+}
+
+// The cameras by name: labels are only given once the page has camera permission, so the list
+// is filled again after the camera starts; the running one is selected.
+async function listCameras(track) {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) return;
+  const devices = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "videoinput");
+  const select = $("camera");
+  const current = track ? track.getSettings().deviceId : select.value;
+  select.replaceChildren(...(devices.length ? devices : [{ deviceId: "", label: "" }]).map((d, i) => {
+    const option = document.createElement("option");
+    option.value = d.deviceId;
+    option.textContent = d.label || (d.deviceId ? `camera ${i + 1}` : "default camera");
+    return option;
+  }));
+  if (devices.some((d) => d.deviceId === current)) select.value = current;
+  stylecast.cameras = devices.map((d) => ({ id: d.deviceId, label: d.label }));
+}
+
+// The stylized frame on the canvas, as a PNG download at the frame's size.
+function snapshot() {
+  const canvas = $("output");
+  canvas.toBlob((blob) => {
+    if (!blob) return;
+    const url = URL.createObjectURL(blob);
+    const a = Object.assign(document.createElement("a"), { href: url, download: `stylecast-${($("style").value || "frame").replace(/[^A-Za-z0-9_.+-]+/g, "_")}-${Date.now()}.png` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+    stylecast.snapshots += 1;
+  }, "image/png");
 }
 
 function closeSocket() {
@@ -319,7 +555,9 @@ function stopCam() {
   $("video").srcObject = null;
   $("cam-start").disabled = false;
   $("cam-stop").disabled = true;
+  $("snapshot").disabled = stylecast.framesDrawn === 0;  // the last frame stays on the canvas: keep it
   $("resolution").disabled = false;
+  $("camera").disabled = false;
   $("fps").textContent = "0.0";
   $("cam-status").textContent = "stopped";
 }
@@ -480,7 +718,7 @@ function suggestSize(style) {
 async function deviceFrame(ctx, video) {
   const style = styleByName($("style").value);
   if (!StylecastDevice.hasSession(style)) deviceStatus(`Loading ${style.name} (${((style.browser.bytes || 0) / 1e6).toFixed(1)} MB)…`);
-  ctx.drawImage(video, 0, 0, cam.width, cam.height);
+  drawFrame(device.capture, video);
   const frame = ctx.getImageData(0, 0, cam.width, cam.height);
   const started = performance.now();
   const out = await StylecastDevice.stylize(style, frame, settings(), fetchModel);
@@ -544,10 +782,17 @@ function setup() {
   $("tab-webcam").addEventListener("click", () => selectTab("webcam"));
   $("cam-start").addEventListener("click", startCam);
   $("cam-stop").addEventListener("click", stopCam);
+  $("snapshot").addEventListener("click", snapshot);
+  const mirror = () => $("video").classList.toggle("mirrored", $("mirror").checked);
+  $("mirror").addEventListener("change", mirror);
+  mirror();
+  listCameras(null).catch(() => {});
   $("on-device").addEventListener("change", (e) => switchDevice(e.target.checked));
   setupPhoto();
 
   $("style").addEventListener("change", () => {
+    markSwatch();
+    realtimeHint();
     buildMix();
     sendSettings({ style: settings().style });
     if (!$("photo").hidden) stylizeFile(stylecast.lastFile);
@@ -571,6 +816,7 @@ function setup() {
     $("token-box").hidden = true;
     loadStyles();
   });
+  pollReady();
   loadStyles();
 }
 

@@ -1,0 +1,43 @@
+"""The paintings the shipped styles were trained on: title, artist, year, medium, and why each is
+public domain (from ../shared/data/styles/SOURCES.md).
+
+One table for everything that names a painting: the model cards (scripts/model_card.py), the
+gallery, and the server's style listing (the page's swatches show title and artist). A model's
+metadata says which painting it learned as `style_image` (a file name; a multi-style model lists
+one per style); that file's stem is the key here. Titles are plain text: the model card adds the
+Markdown italics. No torch: the server imports it.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+from typing import NamedTuple
+
+
+class Painting(NamedTuple):
+    title: str
+    artist: str
+    year: str
+    medium: str
+    public_domain: str
+
+
+PAINTINGS: dict[str, Painting] = {
+    "starry_night": Painting("The Starry Night", "Vincent van Gogh", "1889", "oil on canvas", "the artist died in 1890; published before 1930"),
+    "great_wave": Painting("The Great Wave off Kanagawa (神奈川沖浪裏)", "Katsushika Hokusai", "c. 1830–32", "woodblock print",
+                           "the artist died in 1849; published c. 1831"),
+    "the_scream": Painting("The Scream (Skrik)", "Edvard Munch", "1893", "tempera and crayon on cardboard",
+                           "the artist died in 1944 (public domain in life+70 countries since 2015); published 1893"),
+    "composition_vii": Painting("Composition VII", "Wassily Kandinsky", "1913", "oil on canvas",
+                                "the artist died in 1944 (public domain in life+70 countries since 2015); published 1913"),
+    "udnie": Painting("Udnie", "Francis Picabia", "1913", "oil on canvas", "the artist died in 1953 (life+70 countries since 2024); published 1913"),
+    "shipwreck_minotaur": Painting("The Wreck of a Transport Ship", "J. M. W. Turner", "c. 1810", "oil on canvas", "the artist died in 1851"),
+}
+
+
+def painting_of(style_image: str | None) -> Painting | None:
+    """The painting a model learned, from its `style_image` metadata (a file name or path); None
+    when it is not one of ours (a user's own painting, a random test net)."""
+    if not style_image:
+        return None
+    return PAINTINGS.get(PurePath(str(style_image).replace("\\", "/")).stem)
