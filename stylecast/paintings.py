@@ -32,6 +32,10 @@ PAINTINGS: dict[str, Painting] = {
                                 "the artist died in 1944 (public domain in life+70 countries since 2015); published 1913"),
     "udnie": Painting("Udnie", "Francis Picabia", "1913", "oil on canvas", "the artist died in 1953 (life+70 countries since 2024); published 1913"),
     "shipwreck_minotaur": Painting("The Wreck of a Transport Ship", "J. M. W. Turner", "c. 1810", "oil on canvas", "the artist died in 1851"),
+    "grande_jatte": Painting("A Sunday Afternoon on the Island of La Grande Jatte", "Georges Seurat", "1884–86", "oil on canvas", "the artist died in 1891"),
+    "water_lilies": Painting("Water Lilies (Nymphéas)", "Claude Monet", "1919", "oil on canvas", "the artist died in 1926; published before 1930"),
+    "woman_with_hat": Painting("Woman with a Hat (La Femme au chapeau)", "Henri Matisse", "1905", "oil on canvas",
+                               "the artist died in 1954 (public domain in life+70 countries since 2025); published (Salon d'Automne) 1905"),
 }
 
 
