@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stylize": ("stylecast.inference.cli", "stylize images with an exported ONNX style (no torch needed)"),
     "styles": ("stylecast.inference.cli_styles", "list the available styles and their metadata"),
     "serve": ("stylecast.inference.serve_cli", "HTTP server + web page with live webcam stylization"),
+    "export-repository": ("stylecast.inference.triton_repository", "write the styles as a Triton/KServe model repository"),
     "compare": ("stylecast.optimization.compare", "fast net vs slow optimizer on the same images and losses"),
     "dream": ("stylecast.optimization.deepdream", "DeepDream: amplify what a VGG layer sees (octaves, jitter)"),
     "invert": ("stylecast.optimization.inversion", "reconstruct an image from its VGG features at a layer"),
