@@ -24,7 +24,7 @@ from stylecast.inference.server_state import ServerState
 
 access_log = logging.getLogger("stylecast.access")
 
-UNCAPPED_PATHS = ("/healthz", "/readyz")
+UNCAPPED_PATHS = ("/healthz", "/readyz", "/v2/health/live", "/v2/health/ready")
 
 
 def _host_name(scope) -> str:

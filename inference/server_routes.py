@@ -40,6 +40,7 @@ from stylecast.inference.server_service import StylizeOptions
 from stylecast.inference.server_state import ServerState
 from stylecast.inference.server_stream import stream as stream_frames
 from stylecast.inference.server_swatches import add_swatch_routes, swatch_url
+from stylecast.inference.server_v2 import add_v2_routes
 
 log = logging.getLogger("stylecast.server")
 
@@ -80,6 +81,7 @@ def add_routes(app: FastAPI, state: ServerState) -> None:
     add_api_routes(app, state, require_token)
     add_browser_routes(app, state, require_token)
     add_swatch_routes(app, state, require_token)
+    add_v2_routes(app, state, require_token)  # the Open Inference Protocol (Triton/KServe clients)
 
     @app.websocket("/v1/stream")
     async def stream(ws: WebSocket):

@@ -21,7 +21,7 @@ TORCH_FREE_MODULES = ["stylecast.cli", "stylecast.images", "stylecast.color", "s
                       "stylecast.inference.server_models", "stylecast.inference.server_stream", "stylecast.inference.serve_cli",
                       "stylecast.inference.server_config", "stylecast.inference.server_state", "stylecast.inference.server_service",
                       "stylecast.inference.server_routes", "stylecast.inference.server_middleware", "stylecast.inference.server_connections",
-                      "stylecast.inference.server_logging", "stylecast.inference.video", "stylecast.inference.triton_repository"]
+                      "stylecast.inference.server_logging", "stylecast.inference.video", "stylecast.inference.triton_repository", "stylecast.inference.server_v2"]
 BLOCKED = ["torch", "torchvision", "lightning", "pytorch_lightning", "stylecast.training", "stylecast.losses",
            "stylecast.optimization"]
 
