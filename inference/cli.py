@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality (default 92)")
     p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"video: frames per network run (default {DEFAULT_BATCH})")
     p.add_argument("--crf", type=int, default=None, help="video: constant rate factor, lower is better and bigger (default 18 for H.264, 30 for VP9)")
+    p.add_argument("--server", default=None, metavar="URL", help="run the network on a server speaking the Open Inference Protocol "
+                   "(stylecast serve, Triton, KServe) instead of here; -s names its model (MODEL/STYLE for a multi-style one)")
+    p.add_argument("--token", default=os.environ.get("STYLECAST_TOKEN"), help="--server's bearer token (default $STYLECAST_TOKEN)")
     add_force(p)
     add_quiet(p)
     return p
@@ -176,6 +179,13 @@ def validate_args(args: argparse.Namespace) -> None:
         raise UserError(f"--batch must be at least 1 frame, got {args.batch}")
     if args.crf is not None and not 0 <= args.crf <= 63:
         raise UserError(f"--crf must be 0..63, got {args.crf}")
+    if getattr(args, "server", None):
+        # these choose how the network runs here; with --server the server decides
+        local = [flag for flag, value, default in (("--tile", args.tile, None), ("--backend", args.backend, "auto"), ("--device", args.device, "auto"),
+                                                   ("--precision", args.precision, "auto"), ("--threads", args.threads, None),
+                                                   ("--models-dir", args.models_dir, None)) if value != default]
+        if local:
+            raise UserError(f"{local[0]} chooses how the network runs on this machine; it does not apply with --server")
 
 
 def stylize_files(args: argparse.Namespace, *, stdout=None, log=None) -> list[Job]:
@@ -196,7 +206,12 @@ def stylize_files(args: argparse.Namespace, *, stdout=None, log=None) -> list[Jo
     for job in jobs:
         job.video = videos.get(job.src)
     start = time.perf_counter()
-    stylizer = load_stylizer(args.style, args.models_dir, device=args.device, backend=args.backend, threads=args.threads, precision=args.precision)
+    if getattr(args, "server", None):
+        from stylecast.inference.remote import remote_stylizer
+
+        stylizer = remote_stylizer(args.server, args.style, args.token)
+    else:
+        stylizer = load_stylizer(args.style, args.models_dir, device=args.device, backend=args.backend, threads=args.threads, precision=args.precision)
     if not quiet:
         print(f"style {stylizer.name!r}: {stylizer.backend} {', '.join(stylizer.providers)}, loaded in {time.perf_counter() - start:.2f} s", file=sys.stderr)
     # A failed run (a write error, Ctrl-C, a bad image) removes what it wrote and the folder it made.
@@ -204,14 +219,19 @@ def stylize_files(args: argparse.Namespace, *, stdout=None, log=None) -> list[Jo
         if jobs[0].dst is not None:
             outputs.folder(jobs[0].dst.parent)
         bar = tqdm(jobs, desc="stylize", unit="img", file=sys.stderr, disable=quiet or len(jobs) < 2, leave=False)
+        # with --server, photos of one size go as one request (the server runs them as one batch)
+        batched = remote_batches(jobs, stylizer, args) if getattr(args, "server", None) else {}
         for job in bar:
             if job.video is not None:
                 stylize_video_job(job, stylizer, args, outputs, log)
                 continue
-            image = load_image(job.src)
-            t0 = time.perf_counter()
-            result = stylizer(image, size=args.size, strength=args.strength, preserve_color=args.preserve_color, tile=args.tile, overlap=args.overlap)
-            seconds = time.perf_counter() - t0
+            if job.src in batched:
+                result, seconds = batched.pop(job.src)
+            else:
+                image = load_image(job.src)
+                t0 = time.perf_counter()
+                result = stylizer(image, size=args.size, strength=args.strength, preserve_color=args.preserve_color, tile=args.tile, overlap=args.overlap)
+                seconds = time.perf_counter() - t0
             h, w = result.shape[:2]
             if job.dst is None:
                 data = encode_image(result, SAVE_FORMATS[output_suffix(job.src, args.format)], quality=args.quality)
@@ -223,6 +243,31 @@ def stylize_files(args: argparse.Namespace, *, stdout=None, log=None) -> list[Jo
             if not quiet:
                 tqdm.write(f"{job.src} -> {job.dst or '<stdout>'}  {w}x{h}  {seconds:.2f} s", file=log)
     return jobs
+
+
+def remote_batches(jobs: list[Job], stylizer: Stylizer, args: argparse.Namespace) -> dict[Path, tuple]:
+    """{photo: (result, seconds per photo)}: the photos resized as --size says, grouped by size in
+    requests of up to --batch images (Triton and our server batch only same-shape tensors)."""
+    from stylecast.images import array_to_pil, pil_to_array, resize_longer
+
+    groups: dict[tuple[int, int], list[tuple[Path, object]]] = {}
+    for job in jobs:
+        if job.video is None:
+            image = load_image(job.src)
+            if args.size is not None and args.size != max(image.shape[:2]):
+                image = pil_to_array(resize_longer(array_to_pil(image), int(args.size)))
+            groups.setdefault(image.shape[:2], []).append((job.src, image))
+    import numpy as np
+
+    out = {}
+    for group in groups.values():
+        for i in range(0, len(group), args.batch):
+            part = group[i : i + args.batch]
+            t0 = time.perf_counter()
+            results = stylizer.stylize_batch(np.stack([im for _, im in part]), strength=args.strength, preserve_color=args.preserve_color)
+            seconds = (time.perf_counter() - t0) / len(part)
+            out.update({src: (res, seconds) for (src, _), res in zip(part, results)})
+    return out
 
 
 def stylize_video_job(job: Job, stylizer: Stylizer, args: argparse.Namespace, outputs: RunOutputs, log) -> None:

@@ -27,7 +27,8 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(models, tmp_path_factory):
-    proc = ServerProcess(models, tmp_path_factory.mktemp("v2-server"), "--max-pixels", "200000").start()
+    # ONNX Runtime on both sides: exact comparisons with a local run (OpenVINO bf16 rounds per batch layout)
+    proc = ServerProcess(models, tmp_path_factory.mktemp("v2-server"), "--max-pixels", "200000", "--backend", "ort").start()
     yield proc
     proc.stop()
 
@@ -118,3 +119,54 @@ def test_protocol_errors(triton, server):
         assert r.status_code == status and text in r.json()["error"] and set(r.json()) == {"error"}, r.text
     r = httpx.get(url + "nope", timeout=30)
     assert r.status_code == 404 and r.json() == {"error": "no model named 'nope'"}
+
+
+# ---- stylecast stylize --server URL --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    from conftest import smooth_image
+    from stylecast.images import save_image
+
+    folder = tmp_path_factory.mktemp("v2_photos")
+    for i, (h, w) in enumerate([(40, 56), (40, 56), (40, 56), (48, 32)]):
+        save_image(smooth_image(h, w, seed=30 + i), folder / f"p{i}.png")
+    return folder
+
+
+def test_stylize_server_writes_what_a_local_run_writes(server, models, photos, tmp_path, capsys):
+    from stylecast.cli import main as stylecast_main
+    from stylecast.images import load_image
+
+    for style, model in [("alpha", "alpha.onnx"), ("painters/dots:0.25,waves:0.75", "painters.onnx/dots:0.25,waves:0.75")]:
+        remote, here = tmp_path / f"remote_{model[:5]}", tmp_path / f"local_{model[:5]}"
+        # 3 photos of one size go as one request of 2 and one of 1 (--batch 2), the fourth alone
+        assert stylecast_main(["stylize", str(photos), "-s", style, "-o", str(remote), "--server", server.url, "--batch", "2",
+                               "--strength", "0.8", "-q"]) == 0
+        assert stylecast_main(["stylize", str(photos), "-s", str(models / model), "-o", str(here), "--strength", "0.8", "--backend", "ort", "-q"]) == 0
+        got, want = sorted(remote.iterdir()), sorted(here.iterdir())
+        assert len(got) == 4 and [p.name.split("_")[0] for p in got] == [p.name.split("_")[0] for p in want]
+        for a, b in zip(got, want):
+            diff = np.abs(load_image(a) * 255 - load_image(b) * 255)
+            assert diff.max() <= 1.0, (a.name, diff.max())  # 8-bit rounding at most
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-s", "nope"], "--server {url}: 404 no model named 'nope'"),
+    (["-s", "painters/nope"], "--server: model 'painters' has no style 'nope'; its styles: dots, waves"),
+    (["-s", "dots:0.5,waves:0.5"], "--server: name the model of a mix, e.g. MODEL/dots:0.5,... ('dots:0.5,waves:0.5')"),
+    (["-s", "alpha", "--tile", "64"], "--tile chooses how the network runs on this machine; it does not apply with --server"),
+    (["-s", "alpha", "--server-url-down"], "--server http://127.0.0.1:9: cannot connect"),
+])  # fmt: skip
+def test_stylize_server_errors_are_one_line_and_write_nothing(server, photos, tmp_path, capsys, args, message):
+    from stylecast.cli import main as stylecast_main
+
+    url = "http://127.0.0.1:9" if "--server-url-down" in args else server.url
+    args = [a for a in args if a != "--server-url-down"]
+    out = tmp_path / "out"
+    assert stylecast_main(["stylize", str(photos / "p0.png"), *args, "-o", str(out), "--server", url]) == 2
+    err = capsys.readouterr().err
+    assert message.format(url=url.rstrip("/")) in err and err.count("\n") == 1 and "Traceback" not in err, err
+    assert not out.exists()
