@@ -183,10 +183,12 @@ def card(name: str, run: Path, base_run: Path | None, scratch_run: Path | None, 
                          "(validation excluded), measured while both ran on the same machine.")
         else:
             lines.append(f"Training only the new γ, β did not reach it within {b['base_curve'][-1][0]} steps (best {min(v for _, v in b['base_curve']):.4g}).")
-        lines += ["", "| step | `--base` val total | scratch val total |", "|---|---|---|"]
-        sc = dict(b["scratch_curve"])
+        lines += ["", "Time to reach each validation loss the `--base` run passed through (training time: steps × each run's step time):", "",
+                  "| `--base` step | its val total | scratch: first step at or below it | time ratio `--base` / scratch |", "|---|---|---|---|"]
         for s, v in b["base_curve"]:
-            lines.append(f"| {s} | {v:.4g} | {sc.get(s, float('nan')):.4g} |")
+            first = next((st for st, sv in b["scratch_curve"] if sv <= v), None)
+            ratio = f"{s * b['base_s_per_step'] / (first * b['scratch_s_per_step']):.2f}" if first else "—"
+            lines.append(f"| {s} | {v:.4g} | {first if first else 'not within ' + str(b['scratch_final_step'])} | {ratio} |")
     lines += [
         "",
         "Reproduce: `scripts/train_shipped.sh painters` (base, then `--base` for the added painting, then export);"
