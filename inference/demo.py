@@ -57,13 +57,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def stylize_every_style(registry: StyleRegistry, out_dir: Path) -> list[Path]:
-    """The bundled photo through every style of `registry`: out_dir/demo_<style>.png each."""
+    """The bundled photo through every style of `registry`: out_dir/demo_<style>.png each
+    (demo_<model>_<style>.png for the styles of a multi-style model)."""
     with resources.as_file(SAMPLES / CONTENT) as content:
         photo = load_image(content)
     written = []
     for name in registry.names():
         start = time.perf_counter()
-        path = out_dir / f"demo_{name}.png"
+        path = out_dir / f"demo_{name.replace('/', '_')}.png"  # painters/starry_night: a style of a multi-style model
         save_image(registry.get(name)(photo), path)
         print(f"stylized {CONTENT} with {name} in {time.perf_counter() - start:.2f} s -> {path}", file=sys.stderr)
         written.append(path)

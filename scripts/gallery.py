@@ -109,11 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=320, help="longer side of each panel")
     p.add_argument("--per-row", type=int, default=4)
     p.add_argument("--mix", action="append", default=[], metavar="A,B",
-                   help="a pair of styles of a multi-style model to show mixed (repeatable; default starry_night,great_wave)")
+                   help="a pair of styles of a multi-style model to show mixed (repeatable; default starry_night,the_scream and great_wave,composition_vii)")
     a = p.parse_args(argv)
     out, credits, multi = gallery(a.size, a.per_row)
     update_readme(readme_rows(credits))
-    pairs = [tuple(m.split(",", 1)) for m in a.mix] or [("starry_night", "great_wave")]
+    pairs = [tuple(m.split(",", 1)) for m in a.mix] or [("starry_night", "the_scream"), ("great_wave", "composition_vii")]
     for model in multi:
         print(f"wrote {multi_style_figure(model, a.size, 5, pairs).relative_to(ROOT)}")
     print(f"wrote {out.relative_to(ROOT)} and the README's table of {len(credits)} models")

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from stylecast.inference.contract import INPUT_NAME, STYLE_WEIGHTS_NAME  # noqa: E402
 from model_card import PAINTINGS, onnx_facts, parity_bound, training_precision, wall_time  # noqa: E402
 
 COMPARE_PHOTOS = ("chelsea_cat.jpg", "brandenburg_gate.jpg", "dandelions.jpg")
@@ -113,12 +114,14 @@ def per_style_table(model: Path, meta: dict, styles: list[dict], photos: list[Pa
     return lines, dc, ds
 
 
-def base_measurement(base_run: Path, scratch_run: Path, style: str, batch: int) -> dict:
+def base_measurement(base_run: Path, scratch_run: Path, style: str, batch: int, step_times: tuple[float, float] | None = None) -> dict:
+    """step_times: (--base, scratch) seconds per step measured side by side; default: each run's
+    logged throughput (which only compares if the two ran under the same load)."""
     scratch = val_curve(scratch_run, "val/total")
     target_step, target = scratch[-1]
     base = val_curve(base_run, f"val/total/{style}")
     reached = next(((s, v) for s, v in base if v <= target), None)
-    t_base, t_scratch = seconds_per_step(base_run, batch), seconds_per_step(scratch_run, batch)
+    t_base, t_scratch = step_times or (seconds_per_step(base_run, batch), seconds_per_step(scratch_run, batch))
     first_scratch = next(s for s, v in scratch if v <= target)
     out = {"target": target, "scratch_steps": first_scratch, "scratch_final_step": target_step,
            "scratch_s_per_step": t_scratch, "base_s_per_step": t_base, "base_curve": base, "scratch_curve": scratch}
@@ -128,7 +131,8 @@ def base_measurement(base_run: Path, scratch_run: Path, style: str, batch: int) 
     return out
 
 
-def card(name: str, run: Path, base_run: Path | None, scratch_run: Path | None, photos_dir: Path, styles_dir: Path, mix: str | None) -> str:
+def card(name: str, run: Path, base_run: Path | None, scratch_run: Path | None, photos_dir: Path, styles_dir: Path, mix: str | None,
+         step_times: tuple[float, float] | None = None, step_times_note: str = "") -> str:
     from benchmarks.common import machine_info
     from stylecast.training.export import load_checkpoint, parity
 
@@ -152,7 +156,7 @@ def card(name: str, run: Path, base_run: Path | None, scratch_run: Path | None, 
     rows = [
         ("styles", f"{len(styles)}: " + ", ".join(f"`{s['name']}`" for s in styles)),
         ("network", f"`{meta['architecture']}`: conditional instance norm (Dumoulin et al. 2017), {f['params'] / 1e6:.2f} M parameters "
-         f"({per_style:,} per style), {f['mb']:.1f} MB ONNX, inputs `input` and `style_weights`"),
+         f"({per_style:,} per style), {f['mb']:.1f} MB ONNX, inputs `{INPUT_NAME}` and `{STYLE_WEIGHTS_NAME}` (one weight per style: one-hot or a mix)"),
         ("recipe", f"`training/configs/{meta['recipe']}.yaml` (crops {meta.get('image_size')}², style images at {meta.get('style_size')} px, content {meta['content_layers']}, "
          f"style {meta['style_layers']} ×{meta['style_weight']} × each style's factor ({factors}), TV ×{meta['tv_weight']}, {training_precision(run)}; on the CPU: no GPU was lent to this project)"),
         ("steps", f"{base_step} for the {len(styles) - (1 if base_run else 0)} base styles"
@@ -171,7 +175,7 @@ def card(name: str, run: Path, base_run: Path | None, scratch_run: Path | None, 
     lines += table
     if base_run and scratch_run:
         added = styles[-1]["name"]
-        b = base_measurement(base_run, scratch_run, added, batch=4)
+        b = base_measurement(base_run, scratch_run, added, batch=4, step_times=step_times)
         lines += ["", f"## A new style from the base (`--base`): `{added}`", ""]
         lines.append(f"The single-style net trained from scratch with the same recipe reached a validation loss of {b['target']:.4g} "
                      f"after {b['scratch_final_step']} steps (first at or below it: step {b['scratch_steps']}); at "
@@ -179,13 +183,17 @@ def card(name: str, run: Path, base_run: Path | None, scratch_run: Path | None, 
         if "base_steps" in b:
             lines.append(f"Training only the new γ, β on the frozen base reached {b['base_value']:.4g} at step {b['base_steps']}, at "
                          f"{b['base_s_per_step']:.2f} s per step: {b['base_steps'] * b['base_s_per_step'] / 60:.1f} min, "
-                         f"**{b['ratio']:.2f}× the time** (target ≤ 0.2×). Step times are each run's median logged throughput "
-                         "(validation excluded), measured while both ran on the same machine.")
+                         f"**{b['ratio']:.2f}× the time** (target ≤ 0.2×). {step_times_note or 'Step times: each run’s median logged throughput (validation excluded).'}")
         else:
-            lines.append(f"Training only the new γ, β did not reach it within {b['base_curve'][-1][0]} steps (best {min(v for _, v in b['base_curve']):.4g}).")
-        lines += ["", "Time to reach each validation loss the `--base` run passed through (training time: steps × each run's step time):", "",
+            lines.append(f"Training only the new γ, β did **not** reach it within {b['base_curve'][-1][0]} steps (best {min(v for _, v in b['base_curve']):.4g}, "
+                         f"{min(v for _, v in b['base_curve']) / b['target'] - 1:+.1%}). {step_times_note}")
+        lines += ["", "Time to reach each new best validation loss of the `--base` run (training time: steps × each run's step time):", "",
                   "| `--base` step | its val total | scratch: first step at or below it | time ratio `--base` / scratch |", "|---|---|---|---|"]
+        best = float("inf")
         for s, v in b["base_curve"]:
+            if v >= best:  # a loss it had already reached (validation is noisy): reached earlier
+                continue
+            best = v
             first = next((st for st, sv in b["scratch_curve"] if sv <= v), None)
             ratio = f"{s * b['base_s_per_step'] / (first * b['scratch_s_per_step']):.2f}" if first else "—"
             lines.append(f"| {s} | {v:.4g} | {first if first else 'not within ' + str(b['scratch_final_step'])} | {ratio} |")
@@ -206,8 +214,12 @@ def main() -> None:
     p.add_argument("--photos", type=Path, default=ROOT.parent / "shared" / "data" / "content")
     p.add_argument("--styles-dir", type=Path, default=ROOT.parent / "shared" / "data" / "styles")
     p.add_argument("--mix", help="a mix to cite in the card")
+    p.add_argument("--step-times", type=float, nargs=2, metavar=("BASE_S", "SCRATCH_S"),
+                   help="seconds per step of a --base and a scratch run measured side by side (default: from the runs' logs)")
+    p.add_argument("--step-times-note", default="", help="how --step-times were measured (printed in the card)")
     a = p.parse_args()
-    text = card(a.name, a.run, a.base_run, a.scratch_run, a.photos, a.styles_dir, a.mix)
+    text = card(a.name, a.run, a.base_run, a.scratch_run, a.photos, a.styles_dir, a.mix,
+                tuple(a.step_times) if a.step_times else None, a.step_times_note)
     out = ROOT / "checkpoints" / f"{a.name}.md"
     out.write_text(text)
     print(f"wrote {out.relative_to(ROOT)}")

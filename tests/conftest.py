@@ -14,6 +14,21 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("STYLECAST_SHARED", ROOT.parent / "shared")) / "data"
 
 
+def shipped_styles() -> list[str]:
+    """Every style in checkpoints/ as the registry names it, sorted: a single-style model's file
+    stem, and MODEL/STYLE for each style of a multi-style model (read from its metadata, no torch)."""
+    import json
+
+    import onnx
+
+    names = []
+    for path in sorted((ROOT / "checkpoints").glob("*.onnx")):
+        meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        styles = json.loads(meta["stylecast.styles"]) if "stylecast.styles" in meta else []
+        names += [f"{path.stem}/{s['name']}" for s in styles] or [path.stem]
+    return sorted(names)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not (SHARED_DATA / "content").is_dir():

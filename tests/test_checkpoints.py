@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stylecast.inference.contract import IO_CONTRACT, REQUIRED_METADATA
+from stylecast.inference.contract import IO_CONTRACT, MULTI_IO_CONTRACT, REQUIRED_METADATA
 from stylecast.inference.stylizer import Stylizer
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
@@ -19,18 +19,26 @@ MODELS = sorted(CHECKPOINTS.glob("*.onnx"))
 # 0.035-0.066, max 0.07-0.18 (the tiles' border effect at a small tile: 16 px at the bottleneck).
 TILE_MEAN_BOUND, TILE_P99_BOUND = 0.015, 0.1
 CARD_ROWS = ("painting", "public domain", "network", "recipe", "data", "steps", "wall time", "losses", "comparison with the slow optimizer")
+# A multi-style model's card (scripts/multistyle_card.py): per-style losses against the single-style nets instead.
+MULTI_CARD_ROWS = ("styles", "network", "recipe", "steps", "wall time", "export parity", "vs single-style nets")
 
 
 def shape(meta: dict) -> tuple[float, int]:
-    """(width, residual_blocks) from 'TransformerNet(width=1, residual_blocks=5)'."""
-    m = re.fullmatch(r"TransformerNet\(width=([\d.]+), residual_blocks=(\d+)\)", meta.get("architecture", ""))
+    """(width, residual_blocks) from 'TransformerNet(width=1, residual_blocks=5[, n_styles=N])'."""
+    m = re.fullmatch(r"TransformerNet\(width=([\d.]+), residual_blocks=(\d+)(?:, n_styles=\d+)?\)", meta.get("architecture", ""))
     assert m, meta.get("architecture")
     return float(m[1]), int(m[2])
+
+
+def styles_of(stylizer: Stylizer) -> list[dict | None]:
+    """One-hot style choices to test: each style of a multi-style model, None for a single-style one."""
+    return [{name: 1.0} for name in stylizer.style_names] or [None]
 
 
 def test_the_shipped_set():
     """At least 4 styles as full networks, at least 2 also as the slim real-time network."""
     meta = {m.stem: Stylizer(m, backend="ort", device="cpu").metadata for m in MODELS}
+    meta = {k: v for k, v in meta.items() if not v.get("styles")}  # single-style nets; painters.md covers the other
     full = {k for k, v in meta.items() if shape(v) == (1.0, 5)}
     slim = {k for k, v in meta.items() if shape(v) == (0.5, 3)}
     paintings_full = {meta[k]["style_image"] for k in full}
@@ -46,7 +54,7 @@ def test_shipped_model(model: Path):
     missing = [k for k in REQUIRED_METADATA if not str(meta.get(k, "")).strip()]
     assert not missing, f"{model.name}: metadata lacks {missing}"
     assert meta["style_name"] == model.stem  # the registry serves it under its file name
-    assert meta["io"] == IO_CONTRACT
+    assert meta["io"] == (MULTI_IO_CONTRACT if stylizer.styles else IO_CONTRACT)
     assert int(meta["steps"]) > 0
     assert (CHECKPOINTS.parent / "training" / "configs" / f"{meta['recipe']}.yaml").is_file()
     assert model.stat().st_size < 8 * 2**20  # small enough for git (full net fp32 ~6.7 MB)
@@ -54,10 +62,15 @@ def test_shipped_model(model: Path):
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:64, 0:64] / 63.0
     image = np.stack([yy, xx, 0.5 + 0.2 * rng.standard_normal((64, 64))], -1).clip(0, 1).astype(np.float32)
-    out = stylizer.run(image.transpose(2, 0, 1)[None])[0].transpose(1, 2, 0)
-    assert out.shape == image.shape and np.isfinite(out).all()
-    assert out.min() >= 0.0 and out.max() <= 1.0
-    assert np.abs(out - image).mean() > 0.05  # a style, not the identity
+    outs = []
+    for weights in styles_of(stylizer):
+        out = stylizer.run(image.transpose(2, 0, 1)[None], style_weights=weights)[0].transpose(1, 2, 0)
+        assert out.shape == image.shape and np.isfinite(out).all()
+        assert out.min() >= 0.0 and out.max() <= 1.0
+        assert np.abs(out - image).mean() > 0.05  # a style, not the identity
+        outs.append(out)
+    # every style of a multi-style model is its own: no two rows of γ, β give the same image
+    assert all(np.abs(a - b).mean() > 0.01 for i, a in enumerate(outs) for b in outs[i + 1 :])
 
 
 @pytest.mark.parametrize("model", MODELS, ids=[m.stem for m in MODELS])
@@ -66,7 +79,8 @@ def test_model_card(model: Path):
     assert card.is_file(), f"{model.name} has no model card {card.name}"
     text = card.read_text()
     rows = {m.group(1).strip().lower() for m in re.finditer(r"^\|\s*([^|]+?)\s*\|", text, re.M)}
-    missing = [r for r in CARD_ROWS if not any(row.startswith(r) for row in rows)]
+    multi = bool(Stylizer(model, backend="ort", device="cpu").styles)
+    missing = [r for r in (MULTI_CARD_ROWS if multi else CARD_ROWS) if not any(row.startswith(r) for row in rows)]
     assert not missing, f"{card.name}: no row for {missing}"
     assert "not yet measured" not in text.lower()
     assert f"--name {model.stem}" in text or f"train_shipped.sh {model.stem}" in text  # how to rebuild it
@@ -89,6 +103,8 @@ def test_shipped_model_tiles(model: Path, backend: str):
     from conftest import smooth_image
 
     stylizer = Stylizer(model, backend=backend, device="cpu", precision="fp32")
+    if stylizer.styles:  # a multi-style model: a mix of its first two styles
+        stylizer = stylizer.with_style({stylizer.style_names[0]: 0.5, stylizer.style_names[1]: 0.5})
     image = smooth_image(72, 112, seed=3)
     ref = stylizer(image)
     tiled = stylizer(image, tile=64, overlap=24, thumbnail=112)

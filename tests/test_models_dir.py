@@ -16,10 +16,10 @@ from stylecast.errors import UserError
 from stylecast.images import load_image, save_image
 from stylecast.inference.registry import MODELS_ENV, StyleRegistry, packaged_models_dir, resolve_models_dir, resolve_style
 
-from conftest import smooth_image
+from conftest import shipped_styles, smooth_image
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = sorted(p.stem for p in (ROOT / "checkpoints").glob("*.onnx"))
+SHIPPED = shipped_styles()  # painters/starry_night for each style of a multi-style model
 
 
 @pytest.fixture

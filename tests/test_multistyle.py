@@ -246,6 +246,17 @@ def test_base_can_be_a_single_style_net_or_an_exported_model(paintings, tmp_path
             assert torch.equal(three.net.state_dict()[key][: value.shape[0]] if value.dim() == 2 else three.net.state_dict()[key], value), key
 
 
+def test_a_base_run_steps_its_gamma_beta_with_base_lr(paintings, tmp_path):
+    # only γ, β train in a --base run: Adam gets --model.base_lr (1e-2), not the recipe's lr
+    ckpt = fake_checkpoint(tmp_path / "single.ckpt", textured_net(0.25, 1, seed=3))
+    kw = dict(style_image=str(paintings / "blobs.png"), style_size=64, image_size=32, width=0.25, residual_blocks=1, lr=5e-4)
+    added = StyleTransferModule(base=str(ckpt), **kw).configure_optimizers()
+    assert [g["lr"] for g in added.param_groups] == [1e-2] and len(added.param_groups[0]["params"]) == 14
+    assert StyleTransferModule(base=str(ckpt), base_lr=3e-3, **kw).configure_optimizers().param_groups[0]["lr"] == 3e-3
+    plain = StyleTransferModule(**{**kw, "style_image": str(paintings)}).configure_optimizers()
+    assert plain.param_groups[0]["lr"] == 5e-4
+
+
 def test_a_single_style_net_warm_starts_every_style_of_a_multi_style_run(paintings, tmp_path):
     # --model.init_from SINGLE with several paintings: every row of every γ/β table is the source's
     # (C,) vector, so before training each style reproduces the single-style net exactly.

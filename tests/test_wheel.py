@@ -29,10 +29,11 @@ from stylecast.images import load_image, save_image
 from stylecast.inference.stylizer import Stylizer
 from stylecast.inference.web_runtime import FILES as RUNTIME_FILES, MANIFEST as RUNTIME_MANIFEST, RUNTIME_DIR, load_runtime
 
-from conftest import smooth_image
+from conftest import shipped_styles, smooth_image
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = sorted(p.stem for p in (ROOT / "checkpoints").glob("*.onnx"))
+SHIPPED_FILES = sorted(p.stem for p in (ROOT / "checkpoints").glob("*.onnx"))
+SHIPPED = shipped_styles()  # as the registry names them: painters/starry_night for a multi-style model's styles
 TORCH_COMMANDS = ("optimize", "train", "export")
 RUNTIME = load_runtime(RUNTIME_DIR)  # the checkout's onnxruntime-web, built by `make web-runtime`
 
@@ -92,7 +93,7 @@ def test_one_top_level_package_with_the_shipped_styles(installed):
     files = shown.stdout.split("\nFiles:\n", 1)[1].split()
     tops = {f.split("/")[0] for f in files if not f.startswith("../") and ".dist-info/" not in f}
     assert tops == {"stylecast"}
-    for name in SHIPPED:
+    for name in SHIPPED_FILES:
         assert f"stylecast/checkpoints/{name}.onnx" in files and f"stylecast/checkpoints/{name}.md" in files
     names = zipfile.ZipFile(installed["wheel"]).namelist()
     assert not any(n.startswith(("benchmarks/", "scripts/", "tests/")) for n in names)
@@ -119,14 +120,17 @@ def test_styles_lists_the_shipped_styles_from_any_folder(installed):
 
 @pytest.mark.parametrize("style", SHIPPED)
 def test_stylize_with_every_shipped_style(installed, style):
-    res = stylecast(installed, "stylize", "photo.png", "-s", style, "-o", "out/")
+    folder = "out_" + style.replace("/", "_")  # painters/starry_night is written as photo_starry_night.png
+    res = stylecast(installed, "stylize", "photo.png", "-s", style, "-o", f"{folder}/")
     assert res.returncode == 0, res.stderr
-    out = load_image(installed["work"] / "out" / f"photo_{style}.png")
+    out = load_image(installed["work"] / folder / f"photo_{style.rpartition('/')[2]}.png")
     photo = load_image(installed["work"] / "photo.png")
     assert out.shape == (48, 64, 3)
     assert out.std() > 0.05 and np.abs(out - photo).mean() > 0.05  # a picture, and not the photo
     # the packaged model is the checkout's: the same pixels as the checkout's stylizer (8-bit rounding)
-    ref = Stylizer(ROOT / "checkpoints" / f"{style}.onnx", backend="ort", device="cpu")(photo)
+    model, _, name = style.rpartition("/")
+    ref = Stylizer(ROOT / "checkpoints" / f"{model or name}.onnx", backend="ort", device="cpu")
+    ref = ref.with_style({name: 1.0})(photo) if model else ref(photo)
     assert np.abs(out - ref).max() <= 1.5 / 255
 
 
@@ -150,7 +154,7 @@ def test_a_video_without_the_video_extra_says_which_extra_in_one_line(installed)
 def test_demo_job_stylizes_with_every_style(installed):
     res = stylecast(installed, "demo", "--no-serve", "-o", "demo/demo.png")
     assert res.returncode == 0, res.stderr
-    assert sorted(p.name for p in (installed["work"] / "demo").iterdir()) == [f"demo_{s}.png" for s in SHIPPED]
+    assert sorted(p.name for p in (installed["work"] / "demo").iterdir()) == sorted(f"demo_{s.replace('/', '_')}.png" for s in SHIPPED)
 
 
 def test_serve_serves_the_shipped_styles(installed):
@@ -162,7 +166,7 @@ def test_serve_serves_the_shipped_styles(installed):
         url = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
         assert url, (line, proc.stderr.read() if proc.poll() is not None else "")
         base = url[1]
-        deadline = time.monotonic() + 240  # loads and warms up six styles at three sizes
+        deadline = time.monotonic() + 240  # loads and warms up every style at three sizes
         while True:
             try:
                 with urllib.request.urlopen(base + "readyz", timeout=10) as r:

@@ -62,6 +62,7 @@ class StyleTransferModule(pl.LightningModule):
     base: add the paintings as new styles to this trained network (a .ckpt of `stylecast train`
         or an exported .onnx; single- or multi-style): only the new styles' γ, β train, every
         other tensor stays as it was; width and residual_blocks must be the base's.
+    base_lr: Adam's step size for a --base run (only γ, β train; the recipe's lr is for whole networks).
     style_size: longer side of the style image when its Gram targets are computed (Johnson: 256);
         the style's brush-stroke scale relative to the training crops follows from style_size / image_size.
     image_size: training crop side, recorded for the exporter (linked from --data.image_size).
@@ -97,6 +98,7 @@ class StyleTransferModule(pl.LightningModule):
         style_image: Union[str, list[str]] = "",
         style_weights: list[float] | None = None,
         base: str = "",
+        base_lr: float = 1e-2,
         style_size: int | None = 256,
         image_size: int = 256,
         width: float = 1.0,
@@ -330,7 +332,11 @@ class StyleTransferModule(pl.LightningModule):
         self._step_started = now
 
     def configure_optimizers(self):
-        optimizer = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], lr=self.hparams.lr)
+        # --base trains only γ, β: they must move by ~0.1-1 from the base's mean, and Adam moves a
+        # parameter by about lr per step, so the full net's lr (5e-4) barely moves them (measured on
+        # The Great Wave added to 8 styles: val loss 171k at step 80 with 5e-4, 94k with 1e-2).
+        lr = self.hparams.base_lr if self.hparams.base else self.hparams.lr
+        optimizer = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], lr=lr)
         warmup, schedule = self.hparams.warmup_steps, self.hparams.lr_schedule
         if schedule == "constant" and warmup <= 0:
             return optimizer
