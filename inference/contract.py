@@ -36,7 +36,7 @@ OPTIONAL_METADATA = ("architecture", "style_size", "vgg_weights", "pooling", "im
                      "init_from", "init_steps", "stability_weight",
                      STYLES_KEY, "base", "base_steps")  # multi-style: the styles; --base: the model styles were added to
 
-# Smallest side the network accepts (the reflection pads of the deepest layer need >= 2 px there);
-# the stylizer pads smaller images up to it.
-MIN_SIDE = 8
+# Smallest side the network accepts (the deepest layer needs >= 2 px there for its reflection pads
+# and instance norm: 1/4 in the johnson nets, 1/8 in the tiny one); the stylizer pads smaller images up to it.
+MIN_SIDE = 16
 SIZE_MULTIPLE = 4

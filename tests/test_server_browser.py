@@ -77,7 +77,7 @@ def test_listing_describes_each_model_for_the_page(client, models):
         assert b["model_url"] == f"v1/styles/{style['name']}/model?v={sha256(data)[:16]}"
         assert b["realtime"] is True and b["recommended_size"] == [640, 480]  # the test nets are width 0.25
         assert b["input"] == {"name": "content", "type": "float32", "shape": ["N", 3, "H", "W"], "channels": "RGB", "range": [0, 1],
-                              "size_multiple": 4, "min_side": 8, "padding": "reflect, at the bottom and right, cropped back from the output"}
+                              "size_multiple": 4, "min_side": 16, "padding": "reflect, at the bottom and right, cropped back from the output"}
         assert b["output"]["name"] == "stylized"
     runtime = body["browser_runtime"]
     if RUNTIME.available:

@@ -504,3 +504,12 @@ def test_one_objective_table_for_the_trainer_and_the_optimizer(style, capsys):
     assert mine.loss.style_layers == {"relu3_1": 1.0} and mine.loss.content_layers == {"relu4_2": 1.0}
     with pytest.raises(UserError, match=r"^--model.objective: unknown objective 'gatsy'; objectives: gatys, johnson2016$"):
         StyleTransferModule(objective="gatsy", **tiny)
+
+
+def test_the_variant_is_a_training_option(style):
+    from stylecast.training.module import StyleTransferModule
+
+    tiny = StyleTransferModule(style_image=str(style), style_size=64, image_size=32, width=0.5, residual_blocks=3, variant="tiny")
+    assert tiny.net.variant == "tiny" and sum(p.numel() for p in tiny.net.parameters()) == 58_780
+    with pytest.raises(UserError, match=r"^--model.variant: variant must be one of johnson, tiny, got 'small'$"):
+        StyleTransferModule(style_image=str(style), variant="small")

@@ -191,3 +191,107 @@ def test_conditional_gradients_reach_only_the_styles_used():
     multi(torch.rand(2, 3, 16, 16), torch.tensor([[1.0, 0, 0], [0, 1.0, 0]])).square().mean().backward()
     for p in multi.style_parameters():
         assert p.grad[:2].abs().sum() > 0 and p.grad[2].abs().sum() == 0
+
+
+# ---- the tiny real-time variant (BlurPool, separable blocks, pixel shuffle) -------------------------
+
+
+def tiny_param_count(c1: int = 16, c2: int = 32, c3: int = 64, blocks: int = 3) -> int:
+    """Worked out from the layout: three blur+stride-2 convs, separable blocks and upsampling, a 3×3 conv to 12 channels."""
+    conv = lambda cin, cout, k, groups=1: cin // groups * cout * k * k + cout  # noqa: E731
+    norm = lambda c: 2 * c  # noqa: E731
+    sep = lambda cin, cout: conv(cin, cin, 3, groups=cin) + conv(cin, cout, 1)  # noqa: E731
+    encoder = conv(3, c1, 3) + norm(c1) + conv(c1, c2, 3) + norm(c2) + conv(c2, c3, 3) + norm(c3)
+    residual = 2 * (sep(c3, c3) + norm(c3))
+    decoder = sep(c3, c2) + norm(c2) + sep(c2, c1) + norm(c1) + conv(c1, 12, 3)
+    return encoder + blocks * residual + decoder
+
+
+def conv_macs(net: torch.nn.Module, h: int, w: int) -> int:
+    """Multiply-adds of every convolution (the blur's included) for one h×w image, from the output sizes."""
+    total = []
+
+    def hook(module, _, out):
+        total.append(out.shape[1] * out.shape[2] * out.shape[3] * module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1])
+
+    def blur_hook(module, inp, out):
+        total.append(out.shape[1] * out.shape[2] * out.shape[3] * 9)
+
+    from stylecast.training.transformer import Blur
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    handles += [m.register_forward_hook(blur_hook) for m in net.modules() if isinstance(m, Blur)]
+    with torch.no_grad():
+        net(torch.rand(1, 3, h, w))
+    for handle in handles:
+        handle.remove()
+    return sum(total)
+
+
+def test_tiny_variant_size_and_cost():
+    tiny = TransformerNet(0.5, 3, variant="tiny")
+    assert sum(p.numel() for p in tiny.parameters()) == tiny_param_count() == 58_780
+    # 640×480: 0.61 G multiply-adds, 17× fewer than the slim johnson net's 10.2 G
+    macs, slim = conv_macs(tiny, 480, 640), conv_macs(TransformerNet(0.5, 3), 480, 640)
+    assert 0.55e9 < macs < 0.65e9 and 10.0e9 < slim < 10.3e9 and slim / macs > 15
+
+
+@pytest.mark.parametrize("h, w", [(64, 64), (37, 53), (16, 16)])
+def test_tiny_keeps_size_and_range_and_exports(h, w, tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    from stylecast.training.export import export_onnx
+
+    torch.manual_seed(1)
+    net = TransformerNet(0.5, 3, variant="tiny").eval()
+    x = torch.rand(2, 3, h, w)
+    with torch.no_grad():
+        y = net(x)
+    assert y.shape == x.shape and 0 <= float(y.min()) and float(y.max()) <= 1
+    meta = {"style_name": "t", "style_image": "t.jpg", "recipe": "realtime-tiny", "steps": "1", "content_weight": "1", "style_weight": "1",
+            "tv_weight": "1", "content_layers": "relu2_2", "style_layers": "relu1_2"}
+    path = export_onnx(net, tmp_path / "t.onnx", meta, exporter="legacy")
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"content": x.numpy()})[0]
+    assert float(np.abs(got - y.numpy()).max()) < 1e-4
+
+
+def test_blur_is_the_binomial_filter_with_reflection():
+    from stylecast.training.transformer import Blur
+
+    x = torch.zeros(1, 1, 5, 5)
+    x[0, 0, 2, 2] = 16.0
+    out = Blur(1)(x)[0, 0]
+    want = torch.tensor([[0, 0, 0, 0, 0], [0, 1, 2, 1, 0], [0, 2, 4, 2, 0], [0, 1, 2, 1, 0], [0, 0, 0, 0, 0]], dtype=torch.float32)
+    assert torch.equal(out, want)
+    edge = torch.zeros(1, 1, 3, 3)
+    edge[0, 0, 0, 0] = 16.0  # reflection: the corner's mirror images add to it
+    assert float(Blur(1)(edge)[0, 0, 0, 0]) == 4.0 and "kernel" not in Blur(2).state_dict()
+
+
+def test_blur_before_subsampling_moves_less_under_a_one_pixel_shift():
+    # Zhang 2019: subsampling aliases, so a 1-px move changes a stride-2 conv's output a lot; the
+    # low-pass before it removes most of that (the fixed image and conv weights make it exact).
+    from stylecast.training.transformer import Blur, ConvLayer
+
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 66, 66)
+    conv = ConvLayer(3, 8, 3, stride=2)
+    blur = Blur(3)
+
+    def change(f) -> float:
+        with torch.no_grad():
+            a, b = f(x[..., :64, :64]), f(x[..., :64, 1:65])  # the camera moved one pixel
+        return float((a - b).abs().mean() / a.abs().mean())
+
+    plain, blurred = change(conv), change(lambda t: conv(blur(t)))
+    assert blurred < 0.6 * plain, (blurred, plain)
+
+
+def test_variant_names_are_checked_and_recorded():
+    from stylecast.training.export import architecture
+
+    with pytest.raises(ValueError, match="variant must be one of johnson, tiny"):
+        TransformerNet(variant="small")
+    assert architecture(TransformerNet(0.5, 3, variant="tiny")) == "TransformerNet(width=0.5, residual_blocks=3, variant=tiny)"
+    assert architecture(TransformerNet(0.5, 3)) == "TransformerNet(width=0.5, residual_blocks=3)"  # old models read as before

@@ -130,8 +130,10 @@ def test_page_stylizes_like_the_server(device_server, browser, strength, preserv
 def test_reflect_padding_matches_numpy(device_server, browser):
     page = Page(browser, device_server)
     try:
+        from stylecast.inference.contract import MIN_SIDE, SIZE_MULTIPLE
+
         for n in range(1, 10):
-            assert page.page.evaluate("(n) => StylecastDevice.padTo(n, 4, 8)", n) == n + pad_amounts(n, n)[0]
+            assert page.page.evaluate("([n, m, s]) => StylecastDevice.padTo(n, m, s)", [n, SIZE_MULTIPLE, MIN_SIDE]) == n + pad_amounts(n, n)[0]
             symmetric = n == 1
             js = page.page.evaluate("([n, s]) => Array.from({length: 3 * n + 8}, (_, i) => StylecastDevice.reflectIndex(i, n, s))", [n, symmetric])
             ref = np.pad(np.arange(n), (0, 2 * n + 8), mode="symmetric" if symmetric else "reflect")

@@ -268,6 +268,7 @@ class StyleTrainCLI(LightningCLI):
         if (float(cfg.model.width), int(cfg.model.residual_blocks)) != (base.width, base.residual_blocks):
             log.info("--base: width %g, %d residual blocks, as %s", base.width, base.residual_blocks, base.source)
             cfg.model.width, cfg.model.residual_blocks = base.width, base.residual_blocks
+        cfg.model.variant = base.variant  # the base's layout too
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Trainer:
         root = Path(config["default_root_dir"])

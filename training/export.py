@@ -74,7 +74,8 @@ def load_checkpoint(ckpt_path: str | os.PathLike) -> tuple[TransformerNet, dict[
     if not state:
         raise UserError(f"{path}: the checkpoint's state_dict has no 'net.*' weights")
     n_styles = max(1, len(styles_of(hparams)))
-    net = TransformerNet(width=float(hparams.get("width", 1.0)), residual_blocks=int(hparams.get("residual_blocks", 5)), n_styles=n_styles)
+    net = TransformerNet(width=float(hparams.get("width", 1.0)), residual_blocks=int(hparams.get("residual_blocks", 5)), n_styles=n_styles,
+                         variant=str(hparams.get("variant") or "johnson"))
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
@@ -87,7 +88,8 @@ def architecture(net: TransformerNet) -> str:
     """The metadata's `architecture` (warm_start parses it back); n_styles only when > 1, so a
     single-style model reads as before."""
     styles = f", n_styles={net.n_styles}" if net.n_styles > 1 else ""
-    return f"TransformerNet(width={net.width:g}, residual_blocks={net.residual_blocks}{styles})"
+    variant = f", variant={net.variant}" if getattr(net, "variant", "johnson") != "johnson" else ""
+    return f"TransformerNet(width={net.width:g}, residual_blocks={net.residual_blocks}{styles}{variant})"
 
 
 def _layers_str(layers: Any) -> str:
@@ -122,7 +124,7 @@ def metadata_from_checkpoint(hparams: dict[str, Any], global_step: int, *, style
         "tv_weight": str(hparams.get("tv_weight", "")),
         "content_layers": _layers_str(hparams.get("content_layers")),
         "style_layers": _layers_str(hparams.get("style_layers")),
-        "architecture": architecture(TransformerNet(width, blocks, n_styles=max(1, len(styles)))),
+        "architecture": architecture(TransformerNet(width, blocks, n_styles=max(1, len(styles)), variant=str(hparams.get("variant") or "johnson"))),
     }
     if styles:
         meta[STYLES_KEY] = json.dumps([{"name": s["name"], "painting": s["painting"], "style_weight": float(s.get("style_weight", 1.0))} for s in styles])

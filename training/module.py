@@ -67,6 +67,8 @@ class StyleTransferModule(pl.LightningModule):
         the style's brush-stroke scale relative to the training crops follows from style_size / image_size.
     image_size: training crop side, recorded for the exporter (linked from --data.image_size).
     width, residual_blocks: TransformerNet shape (1.0/5: the paper; 0.5/3: the slim real-time net).
+    variant: the network's layout by name (training/transformer.py VARIANTS): johnson (the paper's) or tiny
+        (the real-time one: BlurPool downsampling, depthwise-separable blocks, 3×3 end convolutions).
     objective: the content and style layers and their weights by name, shared with the slow
         optimizer (losses/objectives.py): johnson2016 (Johnson's layers) or gatys (relu4_2 content,
         relu1_1..relu5_1 style with balanced weights).
@@ -103,6 +105,7 @@ class StyleTransferModule(pl.LightningModule):
         image_size: int = 256,
         width: float = 1.0,
         residual_blocks: int = 5,
+        variant: str = "johnson",
         objective: str = "johnson2016",
         content_layers: str = "",
         style_layers: str = "",
@@ -180,7 +183,10 @@ class StyleTransferModule(pl.LightningModule):
         self.trained_styles, self.style_offset = new, len(base_styles)
         check_unique([*base_styles, *new])
         n_styles = max(1, len(base_styles) + len(new))
-        self.net = TransformerNet(width=width, residual_blocks=residual_blocks, n_styles=n_styles)
+        try:
+            self.net = TransformerNet(width=width, residual_blocks=residual_blocks, n_styles=n_styles, variant=h.variant)
+        except ValueError as exc:
+            raise UserError(f"--model.variant: {exc}") from None
         if n_styles > 1:
             self.hparams["styles"] = [*base_styles, *new]  # saved with the checkpoint: the exporter names the rows
             self.register_buffer("style_scales", torch.tensor([r["style_weight"] for r in new]), persistent=False)

@@ -112,7 +112,63 @@ class UpsampleConvLayer(StyleSequential):
         )
 
 
-STYLED = (StyleSequential, ResidualBlock, ConditionalInstanceNorm2d)
+class Blur(nn.Module):
+    """Fixed low-pass [1, 2, 1] ⊗ [1, 2, 1] / 16 per channel, reflection-padded, same size: put before a
+    stride-2 convolution it removes what subsampling would alias (Zhang 2019, "Making Convolutional
+    Networks Shift-Invariant Again"), so a one-pixel camera move changes the features less (flicker).
+    A constant depthwise Conv in ONNX; the kernel is not a trained weight (not in the state dict)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        k = torch.tensor([1.0, 2.0, 1.0])
+        self.register_buffer("kernel", (k[:, None] * k[None, :] / 16).expand(channels, 1, 3, 3).contiguous(), persistent=False)
+        self.pad = nn.ReflectionPad2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(self.pad(x), self.kernel.to(x.dtype), groups=x.shape[1])
+
+
+class SeparableConv(nn.Sequential):
+    """Reflection pad + depthwise k×k + pointwise 1×1 (MobileNet): k²·C + C·C' multiply-adds per
+    pixel instead of k²·C·C' — 8× fewer for the 64-channel 3×3 blocks of the tiny net."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3):
+        super().__init__(nn.ReflectionPad2d(kernel_size // 2), nn.Conv2d(in_channels, in_channels, kernel_size, groups=in_channels),
+                         nn.Conv2d(in_channels, out_channels, 1))
+
+
+class SeparableResidualBlock(nn.Module):
+    """ResidualBlock with depthwise-separable convolutions."""
+
+    def __init__(self, channels: int, n_styles: int = 1):
+        super().__init__()
+        self.body = StyleSequential(
+            SeparableConv(channels, channels), instance_norm(channels, n_styles), nn.ReLU(inplace=True),
+            SeparableConv(channels, channels), instance_norm(channels, n_styles),
+        )
+
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
+        return x + self.body(x, style_weights)
+
+
+def blur_down(in_channels: int, out_channels: int, n_styles: int) -> StyleSequential:
+    """Anti-aliased stride-2 stage: Blur, then the strided 3×3 conv + norm + ReLU."""
+    return StyleSequential(Blur(in_channels), ConvLayer(in_channels, out_channels, 3, stride=2), instance_norm(out_channels, n_styles), nn.ReLU(inplace=True))
+
+
+def separable_up(in_channels: int, out_channels: int, n_styles: int) -> StyleSequential:
+    """×2 nearest upsample, then a separable 3×3 conv + norm + ReLU (resize-convolution, no checkerboard)."""
+    return StyleSequential(nn.Upsample(scale_factor=2, mode="nearest"), SeparableConv(in_channels, out_channels), instance_norm(out_channels, n_styles),
+                           nn.ReLU(inplace=True))
+
+
+STYLED = (StyleSequential, ResidualBlock, SeparableResidualBlock, ConditionalInstanceNorm2d)
+# The network variants by name (a registry, not knobs): "johnson" is the paper's layout; "tiny" is the
+# real-time one for 640×480 on a CPU without AMX — three anti-aliased stride-2 stages (BlurPool, the
+# first on the 3-channel input), depthwise-separable residual blocks at 1/8 resolution and separable
+# upsampling convs, and a 3×3 conv to 12 channels at 1/2 resolution with a pixel shuffle (depth to
+# space) to full size instead of a 9×9 conv there (tests/test_transformer.py has its size and cost).
+VARIANTS = ("johnson", "tiny")
 
 
 class TransformerNet(nn.Module):
@@ -125,13 +181,24 @@ class TransformerNet(nn.Module):
         beside 1.68 M shared ones.
     """
 
-    def __init__(self, width: float = 1.0, residual_blocks: int = 5, n_styles: int = 1):
+    def __init__(self, width: float = 1.0, residual_blocks: int = 5, n_styles: int = 1, variant: str = "johnson"):
         super().__init__()
         if width <= 0 or residual_blocks < 0 or n_styles < 1:
             raise ValueError(f"width must be > 0, residual_blocks >= 0 and n_styles >= 1, got {width}, {residual_blocks}, {n_styles}")
-        self.width, self.residual_blocks, self.n_styles = float(width), int(residual_blocks), int(n_styles)
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+        self.width, self.residual_blocks, self.n_styles, self.variant = float(width), int(residual_blocks), int(n_styles), variant
         c1, c2, c3 = (max(1, round(c * width)) for c in (32, 64, 128))
         n = self.n_styles
+        if variant == "tiny":
+            # Nothing but the input's blur and the output's pixel shuffle runs at full resolution:
+            # on 2 CPU cores the full-resolution maps (memory traffic, not multiply-adds) were most
+            # of the time — a first tiny layout with 16 channels at full size took 152 ms at 640×480
+            # for 2.0 GMAC (slim: 246 ms, 10.2 GMAC).
+            self.encoder = StyleSequential(blur_down(3, c1, n), blur_down(c1, c2, n), blur_down(c2, c3, n))
+            self.residuals = StyleSequential(*[SeparableResidualBlock(c3, n_styles=n) for _ in range(residual_blocks)])
+            self.decoder = StyleSequential(separable_up(c3, c2, n), separable_up(c2, c1, n), ConvLayer(c1, 12, 3), nn.PixelShuffle(2))
+            return
         self.encoder = StyleSequential(
             ConvNormReLU(3, c1, 9, n_styles=n),
             ConvNormReLU(c1, c2, 3, stride=2, n_styles=n),

@@ -40,13 +40,14 @@ class WarmStart:
     # one record per style, {"name", "painting", "style_weight"} (training/styles.py); a
     # single-style source has one, named after its painting (or its style_name when exported)
     styles: list[dict[str, Any]] = field(default_factory=list)
+    variant: str = "johnson"  # transformer.VARIANTS
 
 
-def _architecture(text: str, path: Path) -> tuple[float, int, int]:
-    m = re.fullmatch(r"TransformerNet\(width=([0-9.]+), residual_blocks=(\d+)(?:, n_styles=(\d+))?\)", text.strip())
+def _architecture(text: str, path: Path) -> tuple[float, int, int, str]:
+    m = re.fullmatch(r"TransformerNet\(width=([0-9.]+), residual_blocks=(\d+)(?:, n_styles=(\d+))?(?:, variant=(\w+))?\)", text.strip())
     if not m:
         raise UserError(f"{path}: metadata 'architecture' is {text!r}, not a TransformerNet")
-    return float(m.group(1)), int(m.group(2)), int(m.group(3) or 1)
+    return float(m.group(1)), int(m.group(2)), int(m.group(3) or 1), m.group(4) or "johnson"
 
 
 def _onnx_styles(meta: dict[str, str], n_styles: int, path: Path) -> list[dict[str, Any]]:
@@ -72,13 +73,13 @@ def _from_onnx(path: Path) -> WarmStart:
     meta = {p.key.removeprefix(META_PREFIX): p.value for p in model.metadata_props}
     if "architecture" not in meta:
         raise UserError(f"{path}: no 'architecture' in the model's metadata (not exported by stylecast?)")
-    width, blocks, n_styles = _architecture(meta["architecture"], path)
+    width, blocks, n_styles, variant = _architecture(meta["architecture"], path)
     state = {}
     for init in model.graph.initializer:
         name = init.name.removesuffix(FP16_SUFFIX)
         state[name] = torch.from_numpy(numpy_helper.to_array(init).astype("float32"))
     steps = int(meta.get("steps") or 0)
-    return WarmStart(state, width, blocks, steps, path.name, n_styles, _onnx_styles(meta, n_styles, path))
+    return WarmStart(state, width, blocks, steps, path.name, n_styles, _onnx_styles(meta, n_styles, path), variant)
 
 
 def _from_checkpoint(path: Path) -> WarmStart:
@@ -88,7 +89,7 @@ def _from_checkpoint(path: Path) -> WarmStart:
         painting = hparams.get("style_image") or path.stem
         painting = painting[0] if isinstance(painting, (list, tuple)) and painting else painting
         styles = [{"name": style_name(painting), "painting": Path(str(painting)).name, "style_weight": 1.0}]
-    return WarmStart(net.state_dict(), net.width, net.residual_blocks, step, path.name, net.n_styles, styles)
+    return WarmStart(net.state_dict(), net.width, net.residual_blocks, step, path.name, net.n_styles, styles, net.variant)
 
 
 def load_warm_start(path: str | Path, option: str = "--model.init_from") -> WarmStart:
@@ -108,6 +109,8 @@ def apply_warm_start(net: torch.nn.Module, warm: WarmStart) -> None:
             f"residual_blocks={warm.residual_blocks}), this run builds width={net.width:g}, "
             f"residual_blocks={net.residual_blocks}: set --model.width/--model.residual_blocks to match"
         )
+    if getattr(net, "variant", "johnson") != warm.variant:
+        raise UserError(f"--model.init_from: {warm.source} is the {warm.variant!r} network variant, this run builds {net.variant!r}: set --model.variant {warm.variant}")
     n_styles = int(getattr(net, "n_styles", 1))
     # A single-style source may start a multi-style run: its γ, β go into every style's row, so
     # training starts from a net that already reconstructs photos and only has to tell the styles
