@@ -349,10 +349,10 @@ def test_unknown_recipe_is_one_line_listing_the_recipes(capsys):
 
     assert stylecast_main(["train", "--recipe", "cpu-quik", "--style", "x.jpg"]) == 2
     assert capsys.readouterr().err == (
-        "stylecast train: error: unknown recipe 'cpu-quik'; recipes: cpu-full, cpu-quick, johnson2016, realtime-slim\n")
+        "stylecast train: error: unknown recipe 'cpu-quik'; recipes: cpu-full, cpu-quick, johnson2016, realtime-slim, realtime-tiny\n")
     assert stylecast_main(["train", "--config", "nope/run.yaml", "--style", "x.jpg"]) == 2
     assert capsys.readouterr().err == (
-        "stylecast train: error: nope/run.yaml: no such config file (--config); recipes: cpu-full, cpu-quick, johnson2016, realtime-slim\n")
+        "stylecast train: error: nope/run.yaml: no such config file (--config); recipes: cpu-full, cpu-quick, johnson2016, realtime-slim, realtime-tiny\n")
 
 
 def test_progress_is_steps_of_the_run_without_lightnings_notices(photos, style, tmp_path):
