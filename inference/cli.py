@@ -248,17 +248,15 @@ def stylize_files(args: argparse.Namespace, *, stdout=None, log=None) -> list[Jo
 def remote_batches(jobs: list[Job], stylizer: Stylizer, args: argparse.Namespace) -> dict[Path, tuple]:
     """{photo: (result, seconds per photo)}: the photos resized as --size says, grouped by size in
     requests of up to --batch images (Triton and our server batch only same-shape tensors)."""
-    from stylecast.images import array_to_pil, pil_to_array, resize_longer
+    import numpy as np
+
+    from stylecast.inference.stylizer import resized
 
     groups: dict[tuple[int, int], list[tuple[Path, object]]] = {}
     for job in jobs:
         if job.video is None:
-            image = load_image(job.src)
-            if args.size is not None and args.size != max(image.shape[:2]):
-                image = pil_to_array(resize_longer(array_to_pil(image), int(args.size)))
+            image = resized(load_image(job.src), args.size)
             groups.setdefault(image.shape[:2], []).append((job.src, image))
-    import numpy as np
-
     out = {}
     for group in groups.values():
         for i in range(0, len(group), args.batch):

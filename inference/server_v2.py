@@ -21,6 +21,7 @@ W ≤ max_pixels), the token, the queue (503 when full) and the deadline (504). 
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -181,7 +182,6 @@ def add_v2_routes(app: FastAPI, state: ServerState, require_token) -> None:
 
     def guarded(handler):
         """Our ApiErrors in the protocol's shape: {"error": sentence}."""
-        import functools
 
         @functools.wraps(handler)
         async def wrapper(*args, **kwargs):

@@ -39,6 +39,13 @@ from stylecast.images import array_to_pil, pil_to_array, resize_longer
 log = logging.getLogger(__name__)
 
 
+def resized(image: np.ndarray, size: int | None) -> np.ndarray:
+    """HxWx3 float image with its longer side `size` (unchanged when None or already that size)."""
+    if size is None or size == max(image.shape[:2]):
+        return image
+    return pil_to_array(resize_longer(array_to_pil(image), int(size)))
+
+
 def pad_amounts(height: int, width: int) -> tuple[int, int]:
     """(bottom, right) padding that makes both sides multiples of SIZE_MULTIPLE and >= MIN_SIDE."""
     def amount(n: int) -> int:
@@ -288,8 +295,7 @@ class Stylizer:
         if image.dtype == np.uint8:  # tolerate 8-bit arrays instead of clipping 0..255 to 1
             image = image.astype(np.float32) / 255.0
         image = np.clip(image.astype(np.float32, copy=False), 0.0, 1.0)
-        if size is not None and size != max(image.shape[:2]):
-            image = pil_to_array(resize_longer(array_to_pil(image), int(size)))
+        image = resized(image, size)
         self._weights_for(1, style_weights)  # a missing or bad mix is an error even at strength 0
         if strength == 0.0:
             return image.copy()
