@@ -39,6 +39,7 @@ browser-deps:
 
 test: $(STAMP) $(WEB_RUNTIME) browser-deps
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-slow: $(STAMP) $(WEB_RUNTIME) browser-deps

@@ -27,8 +27,15 @@ from benchmarks.common import ROOT, machine_info, machine_line, markdown_table, 
 
 STYLE = "starry_night_slim"
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 SIZES = ("320x240", "640x480")
 # (label, on device, threads): threads None = the page's own choice
 PATHS = (("server (WebSocket)", False, None), ("browser, WASM 1 thread", True, 1), ("browser, WASM 2 threads", True, 2))
@@ -61,9 +68,18 @@ def _row(browser, url: str, size: str, on_device: bool, threads: int | None, sec
         end = page.evaluate(STATS_JS)
         elapsed = time.perf_counter() - t0
         frames = end["frames"] - start["frames"]
-        return {"size": size, "on_device": on_device, "threads": threads, "frames": frames, "fps": frames / elapsed,
-                "latency_ms": end["latency"], "inference_ms": end["inference"], "backend": end["backend"], "loads": end["loads"],
-                "wasm": end["wasm"]}
+        return {
+            "size": size,
+            "on_device": on_device,
+            "threads": threads,
+            "frames": frames,
+            "fps": frames / elapsed,
+            "latency_ms": end["latency"],
+            "inference_ms": end["inference"],
+            "backend": end["backend"],
+            "loads": end["loads"],
+            "wasm": end["wasm"],
+        }
     finally:
         context.close()
 
@@ -109,24 +125,28 @@ def _write_section(r: dict) -> None:
     rows = [[row["size"], row["path"], round(row["fps"], 2), row["latency_ms"], row["inference_ms"]] for row in r["rows"]]
     first = next((row["loads"][0] for row in r["rows"] if row["loads"]), None)
     wasm = next((w for row in r["rows"] for w in row["wasm"] if w["bytes"]), None)
-    load = (f"the model ({first['bytes'] / 1e6:.2f} MB) downloaded in {first['fetchMs']:.0f} ms and its first session (which also "
-            f"compiles the wasm) took {first['createMs']:.0f} ms" if first else "no model load recorded")
+    load = (
+        f"the model ({first['bytes'] / 1e6:.2f} MB) downloaded in {first['fetchMs']:.0f} ms and its first session (which also "
+        f"compiles the wasm) took {first['createMs']:.0f} ms"
+        if first
+        else "no model load recorded"
+    )
     fetched = f"; the WASM runtime's binary ({wasm['bytes'] / 1e6:.1f} MB) downloaded in {wasm['ms']:.0f} ms" if wasm else ""
     srv = r["server"]
-    body = f"""{machine_line(r['machine'])} · onnxruntime-web {r['onnxruntime_web']} in headless Chromium
+    body = f"""{machine_line(r["machine"])} · onnxruntime-web {r["onnxruntime_web"]} in headless Chromium
 
 `python -m benchmarks --only browser` (`benchmarks/bench_browser.py`): the webcam page (Chromium's
-fake camera) with the shipped `{STYLE}` (slim net), each row {r['seconds_per_run']:g} s after three warm-up
-frames. "server": `stylecast serve` defaults ({srv['backend']} {srv['precision']}, {srv['threads']} threads), JPEG
+fake camera) with the shipped `{STYLE}` (slim net), each row {r["seconds_per_run"]:g} s after three warm-up
+frames. "server": `stylecast serve` defaults ({srv["backend"]} {srv["precision"]}, {srv["threads"]} threads), JPEG
 frames over the WebSocket; "browser": the page's "run on this device" switch, WASM (Chromium has no
 GPU here; WebGPU finds no adapter). Both on the same 2 cores, shared with other work: load average
-before {r['loadavg_before']}, after {r['loadavg_after']}. Latency: capture to drawn (EWMA); inference: the
+before {r["loadavg_before"]}, after {r["loadavg_after"]}. Latency: capture to drawn (EWMA); inference: the
 network's run (server: decode + stylize + encode).
 
 {markdown_table(["frame", "path", "FPS", "latency ms", "inference ms"], rows)}
 
 Downloads (loopback, first page load; later loads hit the browser's cache): {load}{fetched}.
-The WebGPU build is {r['runtime_bytes']['webgpu'] / 1e6:.1f} MB, the WASM one {r['runtime_bytes']['wasm'] / 1e6:.1f} MB (uncompressed).
+The WebGPU build is {r["runtime_bytes"]["webgpu"] / 1e6:.1f} MB, the WASM one {r["runtime_bytes"]["wasm"] / 1e6:.1f} MB (uncompressed).
 """
     update_section("browser", "Webcam page: server vs in-browser (onnxruntime-web WASM)", body)
 

@@ -51,12 +51,17 @@ def record(reports: list[dict], command: str, note: str = "") -> dict:
     rows = []
     for rep in reports:
         s = rep["summary"]
-        rows.append([
-            rep["options"]["size"], s["images"], f"{s['mean_fast_seconds'] * 1000:.0f}", f"{s['mean_slow_seconds_per_iteration']:.2f}",
-            f"{s['mean_match_iteration']:.0f}" if s["mean_match_iteration"] is not None else "not reached",
-            f"{s['matched']}/{s['images']}",
-            f"{s['mean_speedup_at_equal_loss']:.0f}×" if s["mean_speedup_at_equal_loss"] else "—",
-        ])
+        rows.append(
+            [
+                rep["options"]["size"],
+                s["images"],
+                f"{s['mean_fast_seconds'] * 1000:.0f}",
+                f"{s['mean_slow_seconds_per_iteration']:.2f}",
+                f"{s['mean_match_iteration']:.0f}" if s["mean_match_iteration"] is not None else "not reached",
+                f"{s['matched']}/{s['images']}",
+                f"{s['mean_speedup_at_equal_loss']:.0f}×" if s["mean_speedup_at_equal_loss"] else "—",
+            ]
+        )
     body = (
         f"`{command}` — style `{style}` (painting {painting}, recipe {first['model']['recipe']}, {first['model']['steps']} steps), "
         f"L-BFGS-B from {first['options']['init']}, checkpoints {', '.join(map(str, iterations))}; every output scored with the "
@@ -64,7 +69,15 @@ def record(reports: list[dict], command: str, note: str = "") -> dict:
         f"Machine: {machine_line(payload['machine'])}\n\n"
         + (f"{note}\n\n" if note else "")
         + markdown_table(
-            ["size", "images", "net ms/image (ORT)", "L-BFGS s/iteration", "iteration where L-BFGS matches the net's loss (mean)", "matched", "speed ratio at equal loss"],
+            [
+                "size",
+                "images",
+                "net ms/image (ORT)",
+                "L-BFGS s/iteration",
+                "iteration where L-BFGS matches the net's loss (mean)",
+                "matched",
+                "speed ratio at equal loss",
+            ],
             rows,
         )
         + "\n\nJohnson et al. 2016 report the net's loss matching 50–100 L-BFGS iterations at ~1000× less time on a Titan X."

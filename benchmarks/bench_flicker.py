@@ -77,8 +77,15 @@ def run(quick: bool = True, add: tuple[str, ...] = ()) -> dict:
     if add:
         labels = {r["net"] for r in rows}
         rows = [r for r in earlier["rows"] if r["net"] not in labels] + rows
-    payload = {"machine": machine_info(), "photos": list(PHOTOS), "frame": list(FRAME), "frames": frames,
-               "motions": [m.name for m in MOTIONS], "rows": rows, "quick": quick}
+    payload = {
+        "machine": machine_info(),
+        "photos": list(PHOTOS),
+        "frame": list(FRAME),
+        "frames": frames,
+        "motions": [m.name for m in MOTIONS],
+        "rows": rows,
+        "quick": quick,
+    }
     write_json("flicker", payload)
     update_section("flicker", "Flicker: warping error on clips with known motion (8-bit levels; lower is steadier)", render(payload))
     return payload
@@ -106,5 +113,5 @@ def render(p: dict) -> str:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    extra = tuple(args[args.index("--add") + 1:]) if "--add" in args else ()
+    extra = tuple(args[args.index("--add") + 1 :]) if "--add" in args else ()
     run(quick="--full" not in args, add=extra)

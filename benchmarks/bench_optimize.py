@@ -79,8 +79,15 @@ def run_stylecast(content: Path, style: Path, size: int, optimizer: str, iterati
 
     stamps: list[tuple[float, float]] = []
     res = optimize(
-        content, style, vgg=vgg, size=size, iterations=iterations, optimizer=optimizer, bf16=bf16,
-        progress=False, callbacks=[lambda step: stamps.append(_now())],
+        content,
+        style,
+        vgg=vgg,
+        size=size,
+        iterations=iterations,
+        optimizer=optimizer,
+        bf16=bf16,
+        progress=False,
+        callbacks=[lambda step: stamps.append(_now())],
     )
     # stamps[i] = end of evaluation i (x_i); stamps[i+1] - stamps[i] = one step + the next forward
     # and backward, for i < N-1 (evaluation N is forward-only); evaluation 0 is the warm-up
@@ -140,10 +147,17 @@ def run(quick: bool = True) -> dict:
             base_wall, base_cpu = statistics.median(p_times["wall"]), statistics.median(p_times["cpu"])
             for tool, img, times, res_ in runs:
                 entry = {
-                    "size": size, "hw": list(img.shape[-2:]), "optimizer": optimizer, "tool": tool, "iterations": iters,
-                    "s_per_iter": statistics.median(times["wall"]), "s_per_iter_mean": float(np.mean(times["wall"])),
-                    "cpu_s_per_iter": statistics.median(times["cpu"]), "threads": torch.get_num_threads(),
-                    "final_stylecast_loss": score_ours(img), "final_pastiche_loss": pastiche_score(artist, img),
+                    "size": size,
+                    "hw": list(img.shape[-2:]),
+                    "optimizer": optimizer,
+                    "tool": tool,
+                    "iterations": iters,
+                    "s_per_iter": statistics.median(times["wall"]),
+                    "s_per_iter_mean": float(np.mean(times["wall"])),
+                    "cpu_s_per_iter": statistics.median(times["cpu"]),
+                    "threads": torch.get_num_threads(),
+                    "final_stylecast_loss": score_ours(img),
+                    "final_pastiche_loss": pastiche_score(artist, img),
                 }
                 entry["speedup_vs_pastiche"] = base_wall / entry["s_per_iter"]
                 entry["cpu_speedup_vs_pastiche"] = base_cpu / entry["cpu_s_per_iter"]
@@ -153,8 +167,12 @@ def run(quick: bool = True) -> dict:
             del artist
     load = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     payload = {
-        "machine": machine_info(), "load_average_1min_start_end": load, "threads": torch.get_num_threads(),
-        "content": str(content.relative_to(ROOT.parent)), "style": str(style.relative_to(ROOT.parent)), "quick": quick,
+        "machine": machine_info(),
+        "load_average_1min_start_end": load,
+        "threads": torch.get_num_threads(),
+        "content": str(content.relative_to(ROOT.parent)),
+        "style": str(style.relative_to(ROOT.parent)),
+        "quick": quick,
         "results": results,
     }
     write_json("optimize", payload)
@@ -165,24 +183,48 @@ def run(quick: bool = True) -> dict:
 def render(payload: dict) -> str:
     """BENCHMARKS.md section from a results payload (also: re-render a saved results/optimize.json)."""
     rows = [
-        [f"{r['hw'][1]}x{r['hw'][0]}", r["optimizer"], r["tool"], r["iterations"], r["s_per_iter"], r["cpu_s_per_iter"],
-         r["cpu_speedup_vs_pastiche"], f"{r['final_stylecast_loss']:.3g}", f"{r['final_pastiche_loss']:.3g}"]
+        [
+            f"{r['hw'][1]}x{r['hw'][0]}",
+            r["optimizer"],
+            r["tool"],
+            r["iterations"],
+            r["s_per_iter"],
+            r["cpu_s_per_iter"],
+            r["cpu_speedup_vs_pastiche"],
+            f"{r['final_stylecast_loss']:.3g}",
+            f"{r['final_pastiche_loss']:.3g}",
+        ]
         for r in payload["results"]
     ]
     load, threads = payload["load_average_1min_start_end"], payload["threads"]
-    return "\n".join([
-        f"Measured {machine_line(payload['machine'])}; `python -m benchmarks --only optimize{'' if payload['quick'] else ' --full'}`"
-        f" with {threads} torch thread(s).",
-        f"Content `{Path(payload['content']).name}`, style `{Path(payload['style']).name}`, style image at the output's size, "
-        "both tools in one process, alternating. s/iter = median wall time of one optimizer step (forward + backward + "
-        "update), first step left out; CPU s/iter = the same in CPU seconds of all threads, less disturbed by other jobs "
-        f"on this shared machine (1-minute load average at start/end: {load[0]} / {load[1]} on 2 cores), so the speed "
-        "ratio is taken from it. Final losses: each tool's final image (clamped, as saved) scored with stylecast's "
-        "default objective and with pastiche's own; lower is better, and each tool minimizes only its own (own "
-        "layer weights, own Adam step), so compare within a column.",
-        "",
-        markdown_table(["output", "optimizer", "tool", "iterations", "s/iter (wall)", "CPU s/iter", "speed vs pastiche (CPU)", "final loss (stylecast's)", "final loss (pastiche's)"], rows),
-    ])
+    return "\n".join(
+        [
+            f"Measured {machine_line(payload['machine'])}; `python -m benchmarks --only optimize{'' if payload['quick'] else ' --full'}`"
+            f" with {threads} torch thread(s).",
+            f"Content `{Path(payload['content']).name}`, style `{Path(payload['style']).name}`, style image at the output's size, "
+            "both tools in one process, alternating. s/iter = median wall time of one optimizer step (forward + backward + "
+            "update), first step left out; CPU s/iter = the same in CPU seconds of all threads, less disturbed by other jobs "
+            f"on this shared machine (1-minute load average at start/end: {load[0]} / {load[1]} on 2 cores), so the speed "
+            "ratio is taken from it. Final losses: each tool's final image (clamped, as saved) scored with stylecast's "
+            "default objective and with pastiche's own; lower is better, and each tool minimizes only its own (own "
+            "layer weights, own Adam step), so compare within a column.",
+            "",
+            markdown_table(
+                [
+                    "output",
+                    "optimizer",
+                    "tool",
+                    "iterations",
+                    "s/iter (wall)",
+                    "CPU s/iter",
+                    "speed vs pastiche (CPU)",
+                    "final loss (stylecast's)",
+                    "final loss (pastiche's)",
+                ],
+                rows,
+            ),
+        ]
+    )
 
 
 if __name__ == "__main__":

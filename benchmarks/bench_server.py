@@ -43,8 +43,16 @@ def _export_models(folder: Path) -> None:
     from stylecast.training.export import export_onnx
     from stylecast.training.transformer import TransformerNet
 
-    meta = {"style_image": "random", "recipe": "benchmark-random-init", "steps": "0", "content_weight": "1", "style_weight": "1",
-            "tv_weight": "0", "content_layers": "relu2_2:1", "style_layers": "relu1_2:1"}
+    meta = {
+        "style_image": "random",
+        "recipe": "benchmark-random-init",
+        "steps": "0",
+        "content_weight": "1",
+        "style_weight": "1",
+        "tv_weight": "0",
+        "content_layers": "relu2_2:1",
+        "style_layers": "relu1_2:1",
+    }
     for name, (width, blocks) in ARCHITECTURES.items():
         torch.manual_seed(0)
         net = TransformerNet(width=width, residual_blocks=blocks)
@@ -74,9 +82,14 @@ class _Server:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         env.pop("STYLECAST_TOKEN", None)
         self.log = tempfile.TemporaryFile("w+")
-        self.proc = subprocess.Popen([sys.executable, "-m", "stylecast.cli", "serve", "--models-dir", str(models), "--port", "0",
-                                      "--no-access-log", "--deadline", "120", *args],
-                                     cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stylecast.cli", "serve", "--models-dir", str(models), "--port", "0", "--no-access-log", "--deadline", "120", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
         line = self.proc.stdout.readline()
         m = re.search(r"http://[\d.]+:\d+/", line)
         if not m:
@@ -161,8 +174,14 @@ async def _http_load(url: str, style: str, body: bytes, clients: int, seconds: f
         await asyncio.gather(*[one_client(c) for _ in range(clients)])
     elapsed = time.monotonic() - start
     ok = statuses.get(200, 0)
-    return {"ok": ok, "errors": {str(k): v for k, v in sorted(statuses.items()) if k != 200}, "seconds": round(elapsed, 2),
-            "throughput_rps": ok / elapsed, "p50_ms": _pct(latencies, 50) * 1000, "p99_ms": _pct(latencies, 99) * 1000}
+    return {
+        "ok": ok,
+        "errors": {str(k): v for k, v in sorted(statuses.items()) if k != 200},
+        "seconds": round(elapsed, 2),
+        "throughput_rps": ok / elapsed,
+        "p50_ms": _pct(latencies, 50) * 1000,
+        "p99_ms": _pct(latencies, 99) * 1000,
+    }
 
 
 async def _ws_stream(ws_url: str, frame: bytes, seconds: float, inflight_max: int = 2) -> dict:
@@ -193,14 +212,20 @@ async def _ws_stream(ws_url: str, frame: bytes, seconds: float, inflight_max: in
                     errors += head["type"] == "error"
                 continue
             n = struct.unpack(">I", msg[:4])[0]
-            head = json.loads(msg[4:4 + n])
+            head = json.loads(msg[4 : 4 + n])
             inflight -= 1
             now = time.perf_counter()
             latencies.append(now - sent_at.pop(head["seq"]))
             done_times.append(time.monotonic())
     in_window = [t for t in done_times if t <= end]
-    return {"frames": len(latencies), "fps": len(in_window) / seconds, "dropped": dropped, "errors": errors,
-            "p50_ms": _pct(latencies, 50) * 1000, "p99_ms": _pct(latencies, 99) * 1000}
+    return {
+        "frames": len(latencies),
+        "fps": len(in_window) / seconds,
+        "dropped": dropped,
+        "errors": errors,
+        "p50_ms": _pct(latencies, 50) * 1000,
+        "p99_ms": _pct(latencies, 99) * 1000,
+    }
 
 
 def run(quick: bool = True) -> dict:
@@ -215,8 +240,13 @@ def run(quick: bool = True) -> dict:
         try:
             info = server.info
             style_info = {s["name"]: s for s in info["styles"]}
-            results["server"] = {"workers": info["workers"], "threads": info["threads"], "queue_size": None,
-                                 "backend": style_info["johnson"]["backend"], "precision": style_info["johnson"]["precision"]}
+            results["server"] = {
+                "workers": info["workers"],
+                "threads": info["threads"],
+                "queue_size": None,
+                "backend": style_info["johnson"]["backend"],
+                "precision": style_info["johnson"]["precision"],
+            }
             import httpx
 
             results["server"]["queue_size"] = httpx.get(server.url + "readyz").json()["queue_size"]
@@ -231,7 +261,10 @@ def run(quick: bool = True) -> dict:
                     row = asyncio.run(_http_load(server.url, "johnson", bodies[s], n, seconds))
                     row.update(size=f"{s}x{s}", clients=n)
                     results["http"].append(row)
-                    print(f"http {s}² x{n}: {row['throughput_rps']:.1f} req/s p50 {row['p50_ms']:.0f} ms p99 {row['p99_ms']:.0f} ms errors {row['errors']}", file=sys.stderr)
+                    print(
+                        f"http {s}² x{n}: {row['throughput_rps']:.1f} req/s p50 {row['p50_ms']:.0f} ms p99 {row['p99_ms']:.0f} ms errors {row['errors']}",
+                        file=sys.stderr,
+                    )
             results["rss_mb"] = {"before": round(rss_before, 1), "after_http": round(server.rss_mb(), 1)}
             ws_url = server.url.replace("http://", "ws://") + "v1/stream?style=slim&format=jpeg"
             for w, h in ((320, 240), (640, 480)):
@@ -251,17 +284,29 @@ def run(quick: bool = True) -> dict:
 
 def _write_section(r: dict) -> None:
     srv = r["server"]
-    http_rows = [[row["size"], row["clients"], row["ok"], round(row["throughput_rps"], 2), round(row["p50_ms"]), round(row["p99_ms"]),
-                  ", ".join(f"{k}: {v}" for k, v in row["errors"].items()) or "0", round(r["direct_ms"][row["size"]])] for row in r["http"]]
-    ws_rows = [[row["size"], row["frame_bytes"], round(row["fps"], 1), round(row["p50_ms"]), round(row["p99_ms"]), row["dropped"], row["errors"]]
-               for row in r["ws"]]
+    http_rows = [
+        [
+            row["size"],
+            row["clients"],
+            row["ok"],
+            round(row["throughput_rps"], 2),
+            round(row["p50_ms"]),
+            round(row["p99_ms"]),
+            ", ".join(f"{k}: {v}" for k, v in row["errors"].items()) or "0",
+            round(r["direct_ms"][row["size"]]),
+        ]
+        for row in r["http"]
+    ]
+    ws_rows = [
+        [row["size"], row["frame_bytes"], round(row["fps"], 1), round(row["p50_ms"]), round(row["p99_ms"]), row["dropped"], row["errors"]] for row in r["ws"]
+    ]
     rss = r["rss_mb"]
-    body = f"""{machine_line(r['machine'])}
+    body = f"""{machine_line(r["machine"])}
 
 `python -m benchmarks --only server` (`benchmarks/bench_server.py`): `stylecast serve` with its defaults
-({srv['workers']} worker x {srv['threads']} threads, queue {srv['queue_size']}, backend {srv['backend']} {srv['precision']}) in one
+({srv["workers"]} worker x {srv["threads"]} threads, queue {srv["queue_size"]}, backend {srv["backend"]} {srv["precision"]}) in one
 process, the load generator in another, on loopback. Random-weight nets (speed does not depend on
-the weights). Each row runs {r['seconds_per_run']:g} s. Load average (1/5/15 min) before: {r['loadavg_before']}, after: {r['loadavg_after']}
+the weights). Each row runs {r["seconds_per_run"]:g} s. Load average (1/5/15 min) before: {r["loadavg_before"]}, after: {r["loadavg_after"]}
 (the machine is shared; on 2 cores anything above 2 means the runs competed for the CPU).
 
 **HTTP** `POST /v1/stylize` (full Johnson net, a JPEG photo in, JPEG out; clients loop back-to-back,
@@ -272,7 +317,7 @@ a 503 waits min(Retry-After, 0.5 s)); latency is the client's, over the 200s:
 "direct ms": the same decode -> stylize -> encode called in-process without the server (median),
 measured in the same run: the server's own overhead is p50 at 1 client minus this.
 
-Server RSS: {rss['before']:.0f} MB after warm-up, {rss['after_http']:.0f} MB after the HTTP runs, {rss['after_ws']:.0f} MB after the WebSocket runs.
+Server RSS: {rss["before"]:.0f} MB after warm-up, {rss["after_http"]:.0f} MB after the HTTP runs, {rss["after_ws"]:.0f} MB after the WebSocket runs.
 
 **WebSocket** `/v1/stream` (slim net, width 0.5, 3 residual blocks; the page's flow control: at most
 2 frames in flight; JPEG frames of a photo in, JPEG out); latency is send -> stylized frame received:

@@ -86,9 +86,14 @@ def run(quick: bool = True) -> dict:
     info = machine_info()
     payload = {"machine": info, "frames": frames, "frame": list(FRAME), "fps": FPS, "rows": rows, "quick": quick}
     write_json("video", payload)
-    table = markdown_table(["style", "runtime", "batch 1 (frames/s)", "batch 4 (frames/s)", "batch 4 / batch 1"],
-                           [[r["style"], r["runtime"], r["batch1"], r["batch4"], r["batch4"] / r["batch1"]] for r in rows])
-    update_section("video", "Video files: frames/s end to end, batch 1 vs 4 (`stylecast stylize clip.mp4`)", f"""
+    table = markdown_table(
+        ["style", "runtime", "batch 1 (frames/s)", "batch 4 (frames/s)", "batch 4 / batch 1"],
+        [[r["style"], r["runtime"], r["batch1"], r["batch4"], r["batch4"] / r["batch1"]] for r in rows],
+    )
+    update_section(
+        "video",
+        "Video files: frames/s end to end, batch 1 vs 4 (`stylecast stylize clip.mp4`)",
+        f"""
 {machine_line(info)}
 
 A {frames}-frame 320x240 clip at {FPS} fps with AAC audio (a pan across the bundled cat photo),
@@ -96,7 +101,8 @@ decoded, stylized and encoded to H.264 (CRF 18) by `stylize_video`, audio copied
 two interleaved runs per setting. `python -m benchmarks --only video`.
 
 {table}
-""")
+""",
+    )
     return payload
 
 

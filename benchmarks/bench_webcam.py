@@ -75,8 +75,7 @@ def make_clip(folder: Path) -> Path:
     return path
 
 
-def _row(browser, url: str, style: str, seconds: float, *, on_device: bool = False, inflight: int | None = None,
-         frame: dict | None = None) -> dict:
+def _row(browser, url: str, style: str, seconds: float, *, on_device: bool = False, inflight: int | None = None, frame: dict | None = None) -> dict:
     context = browser.new_context()
     context.grant_permissions(["camera"], origin=url.rstrip("/"))
     init = []
@@ -110,11 +109,19 @@ def _row(browser, url: str, style: str, seconds: float, *, on_device: bool = Fal
         frames = end["frames"] - start["frames"]
         n = max(1, end["stages"].get("frames", 0) - start["stages"].get("frames", 0))
         stages = {k: round((end["stages"].get(k, 0) - start["stages"].get(k, 0)) / n, 1) for k in ("decode", "stylize", "encode")}
-        return {"style": style, "fps": frames / elapsed, "page_fps": float(end["fps"]), "frames": frames,
-                "p50_ms": float(np.percentile(lat, 50)) if lat else None, "p99_ms": float(np.percentile(lat, 99)) if lat else None,
-                "dropped": end["dropped"] - start["dropped"], "kb_per_frame": (end["bytes"] - start["bytes"]) / max(1, end["sent"] - start["sent"]) / 1024,
-                "sent_per_s": (end["sent"] - start["sent"]) / elapsed,
-                "server_stages_ms": stages if not on_device else None, "backend": end["backend"]}
+        return {
+            "style": style,
+            "fps": frames / elapsed,
+            "page_fps": float(end["fps"]),
+            "frames": frames,
+            "p50_ms": float(np.percentile(lat, 50)) if lat else None,
+            "p99_ms": float(np.percentile(lat, 99)) if lat else None,
+            "dropped": end["dropped"] - start["dropped"],
+            "kb_per_frame": (end["bytes"] - start["bytes"]) / max(1, end["sent"] - start["sent"]) / 1024,
+            "sent_per_s": (end["sent"] - start["sent"]) / elapsed,
+            "server_stages_ms": stages if not on_device else None,
+            "backend": end["backend"],
+        }
     finally:
         context.close()
 
@@ -139,8 +146,12 @@ def codec_lever(repeats: int) -> dict:
             times.append((time.perf_counter() - t) * 1000)
         return round(float(np.median(times)), 2)
 
-    out = {"pillow": {"decode": median_ms(lambda: pil_to_array(open_image(data, name="frame", max_pixels=1 << 24))),
-                      "encode": median_ms(lambda: encode_image(arr, "JPEG", quality=80))}}
+    out = {
+        "pillow": {
+            "decode": median_ms(lambda: pil_to_array(open_image(data, name="frame", max_pixels=1 << 24))),
+            "encode": median_ms(lambda: encode_image(arr, "JPEG", quality=80)),
+        }
+    }
     try:
         import simplejpeg
     except ImportError:
@@ -170,8 +181,7 @@ def format_quality(style: Path, clip: Path) -> dict:
         f.readline()
         f.read(len(b"FRAME\n"))
         y = np.frombuffer(f.read(h * w), np.uint8).reshape(h, w).astype(np.float32)
-        cb, cr = (np.frombuffer(f.read(h * w // 4), np.uint8).reshape(h // 2, w // 2).astype(np.float32).repeat(2, 0).repeat(2, 1) - 128
-                  for _ in range(2))
+        cb, cr = (np.frombuffer(f.read(h * w // 4), np.uint8).reshape(h // 2, w // 2).astype(np.float32).repeat(2, 0).repeat(2, 1) - 128 for _ in range(2))
     rgb = np.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], -1)
     frame = Image.fromarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8))
     stylizer = Stylizer(style, backend="ort", device="cpu")
@@ -251,9 +261,12 @@ def run(quick: bool = True, models: list[Path] | None = None) -> dict:
             results["lever_backend"] = backend
             server = _Server(folder, "--backend", backend)
             try:
-                for label, kwargs in (("1 frame in flight", {"inflight": 1}), ("3 frames in flight", {"inflight": 3}),
-                                      ("page sends JPEG q0.6", {"frame": {"type": "image/jpeg", "quality": 0.6}}),
-                                      ("page sends WebP q0.8", {"frame": {"type": "image/webp", "quality": 0.8}})):
+                for label, kwargs in (
+                    ("1 frame in flight", {"inflight": 1}),
+                    ("3 frames in flight", {"inflight": 3}),
+                    ("page sends JPEG q0.6", {"frame": {"type": "image/jpeg", "quality": 0.6}}),
+                    ("page sends WebP q0.8", {"frame": {"type": "image/webp", "quality": 0.8}}),
+                ):
                     row = _row(browser, server.url, styles[0], seconds, **kwargs)
                     row.update(path=label)
                     results["levers"].append(row)
@@ -262,9 +275,10 @@ def run(quick: bool = True, models: list[Path] | None = None) -> dict:
                 server.stop()
             # overlap: 2 workers of 1 thread; without the pipeline a stream still runs one frame at a
             # time (the thread count alone), with it two frames run at once (decode/encode overlap)
-            for pipeline, rows in ((1, ((2, "2 workers x 1 thread, one frame at a time"),)),
-                                   (2, ((2, "2 workers x 1 thread, --ws-pipeline 2 (frames overlap), 2 in flight"),
-                                        (3, "2 workers x 1 thread, --ws-pipeline 2, 3 in flight")))):
+            for pipeline, rows in (
+                (1, ((2, "2 workers x 1 thread, one frame at a time"),)),
+                (2, ((2, "2 workers x 1 thread, --ws-pipeline 2 (frames overlap), 2 in flight"), (3, "2 workers x 1 thread, --ws-pipeline 2, 3 in flight"))),
+            ):
                 server = _Server(folder, "--backend", backend, "--concurrency", "2", "--threads", "1", "--ws-pipeline", str(pipeline))
                 try:
                     for inflight, label in rows:
@@ -284,15 +298,27 @@ def run(quick: bool = True, models: list[Path] | None = None) -> dict:
 
 
 def _say(row: dict) -> None:
-    print(f"{row['style']} | {row['path']}: {row['fps']:.1f} FPS, p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, "
-          f"dropped {row['dropped']}, stages {row['server_stages_ms']}", file=sys.stderr)
+    print(
+        f"{row['style']} | {row['path']}: {row['fps']:.1f} FPS, p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, "
+        f"dropped {row['dropped']}, stages {row['server_stages_ms']}",
+        file=sys.stderr,
+    )
 
 
 def _cells(row: dict) -> list:
     st = row["server_stages_ms"]
     split = f"{st['decode']} / {st['stylize']} / {st['encode']}" if st else "–"
-    return [row["style"], row["path"], round(row["fps"], 1), row["page_fps"], _ms(row["p50_ms"]), _ms(row["p99_ms"]), row["dropped"],
-            round(row["kb_per_frame"], 1) if row["kb_per_frame"] else "–", split]
+    return [
+        row["style"],
+        row["path"],
+        round(row["fps"], 1),
+        row["page_fps"],
+        _ms(row["p50_ms"]),
+        _ms(row["p99_ms"]),
+        row["dropped"],
+        round(row["kb_per_frame"], 1) if row["kb_per_frame"] else "–",
+        split,
+    ]
 
 
 def _ms(v):
@@ -303,43 +329,52 @@ def _write_section(r: dict) -> None:
     head = ["style", "path", "FPS", "page FPS", "p50 ms", "p99 ms", "dropped", "KB/frame sent", "server decode / stylize / encode ms"]
     c = r["codec"]
     sj = c.get("simplejpeg")
-    codec = (f"Pillow {c['pillow']['decode']} ms decode (to float) + {c['pillow']['encode']} ms encode (from float); "
-             + (f"simplejpeg {sj['version']} {sj['decode']} + {sj['encode']} ms the same way, {sj['decode_fast']} ms decode with "
-                f"fastdct/fastupsample, {sj['encode_u8']} ms encode from uint8" if sj else "simplejpeg not installed"))
+    codec = f"Pillow {c['pillow']['decode']} ms decode (to float) + {c['pillow']['encode']} ms encode (from float); " + (
+        f"simplejpeg {sj['version']} {sj['decode']} + {sj['encode']} ms the same way, {sj['decode_fast']} ms decode with "
+        f"fastdct/fastupsample, {sj['encode_u8']} ms encode from uint8"
+        if sj
+        else "simplejpeg not installed"
+    )
     best = max(r["rows"] + r["levers"], key=lambda row: row["fps"])
-    verdict = (f"Best row: {best['fps']:.1f} FPS, p99 {_ms(best['p99_ms'])} ms ({best['style']}, {best['path']}): "
-               + ("meets" if best["fps"] >= 30 and (best["p99_ms"] or 1e9) <= 100 else "**does not meet**")
-               + " the issue's bar of 30 FPS with p99 <= 100 ms.")
-    quality = "; ".join(f"{k}: " + (f"{v['kb']} KB, " if "kb" in v else "") + f"input {v['input_levels']}, output {v['output_levels']}"
-                        for k, v in r.get("format_quality", {}).items())
+    verdict = (
+        f"Best row: {best['fps']:.1f} FPS, p99 {_ms(best['p99_ms'])} ms ({best['style']}, {best['path']}): "
+        + ("meets" if best["fps"] >= 30 and (best["p99_ms"] or 1e9) <= 100 else "**does not meet**")
+        + " the issue's bar of 30 FPS with p99 <= 100 ms."
+    )
+    quality = "; ".join(
+        f"{k}: " + (f"{v['kb']} KB, " if "kb" in v else "") + f"input {v['input_levels']}, output {v['output_levels']}"
+        for k, v in r.get("format_quality", {}).items()
+    )
     served = [row for row in r["rows"] + r["levers"] if row["server_stages_ms"]]
     top = max(served, key=lambda row: row["fps"])
     st = top["server_stages_ms"]
     total = st["decode"] + st["stylize"] + st["encode"]
-    share = (f"In the fastest server row ({top['path']}) a frame cost the server {st['decode']} ms decode + {st['stylize']} ms "
-             f"network + {st['encode']} ms encode: the network is {100 * st['stylize'] / total:.0f} % of it, so a faster JPEG "
-             f"codec or a smaller frame can win at most {100 * (st['decode'] + st['encode']) / total:.0f} % here; the rest "
-             "is the network (a new one, sized for the budget, is the lever that is left).")
-    body = f"""{machine_line(r['machine'])} · headless Chromium
+    share = (
+        f"In the fastest server row ({top['path']}) a frame cost the server {st['decode']} ms decode + {st['stylize']} ms "
+        f"network + {st['encode']} ms encode: the network is {100 * st['stylize'] / total:.0f} % of it, so a faster JPEG "
+        f"codec or a smaller frame can win at most {100 * (st['decode'] + st['encode']) / total:.0f} % here; the rest "
+        "is the network (a new one, sized for the budget, is the lever that is left)."
+    )
+    body = f"""{machine_line(r["machine"])} · headless Chromium
 
 `python -m benchmarks --only webcam` (`benchmarks/bench_webcam.py`; `python -m benchmarks.bench_webcam --model
 PATH` adds a network): the webcam page at 640x480, Chromium's fake camera playing a real clip (a slow
-pan and zoom across {r['clip']['photos']} photos of `../shared/data/content`, 30 FPS, made at run time in a temp
-folder). Each row {r['seconds_per_row']:g} s after {WARMUP_FRAMES} frames. FPS: frames drawn on the page's canvas per
+pan and zoom across {r["clip"]["photos"]} photos of `../shared/data/content`, 30 FPS, made at run time in a temp
+folder). Each row {r["seconds_per_row"]:g} s after {WARMUP_FRAMES} frames. FPS: frames drawn on the page's canvas per
 second (page FPS: the page's own 3-s readout at the end); latency: capture (before the page's JPEG
 encode) to drawn, per frame; dropped: frames the server answered "dropped". The camera frame, the
-page, the browser and the server all share the same 2 cores. Load average before {r['loadavg_before']}, after
-{r['loadavg_after']} (other engineers' jobs and a training run were on the machine: above 2, every row competed for the CPU).
+page, the browser and the server all share the same 2 cores. Load average before {r["loadavg_before"]}, after
+{r["loadavg_after"]} (other engineers' jobs and a training run were on the machine: above 2, every row competed for the CPU).
 
-{markdown_table(head, [_cells(row) for row in r['rows']])}
+{markdown_table(head, [_cells(row) for row in r["rows"]])}
 
-Levers that are not a new network (first style, server on {r['lever_backend']}; compare with its row above):
+Levers that are not a new network (first style, server on {r["lever_backend"]}; compare with its row above):
 
-{markdown_table(head, [_cells(row) for row in r['levers']])}
+{markdown_table(head, [_cells(row) for row in r["levers"]])}
 
 JPEG codec, one 640x480 frame in-process (median): {codec}.
 
-What the frame format costs in quality ({r['levers'][0]['style']}, a frame of the clip; mean |difference| in 8-bit levels
+What the frame format costs in quality ({r["levers"][0]["style"]}, a frame of the clip; mean |difference| in 8-bit levels
 from the lossless frame, of the decoded input and of the stylized output; Pillow's encoders standing in for Chromium's):
 {quality}.
 

@@ -59,7 +59,11 @@ def update_section(key: str, title: str, body: str, path: Path = BENCHMARKS_MD) 
     """Replace (or append) the section `key` of BENCHMARKS.md with `## title` + body."""
     begin, end = f"<!-- bench:{key} -->", f"<!-- /bench:{key} -->"
     block = f"{begin}\n## {title}\n\n{body.strip()}\n{end}"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nMeasured by the scripts in `benchmarks/` (`make bench`); each section is refreshed by its script.\n"
+    text = (
+        path.read_text()
+        if path.exists()
+        else "# Benchmarks\n\nMeasured by the scripts in `benchmarks/` (`make bench`); each section is refreshed by its script.\n"
+    )
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)

@@ -110,15 +110,19 @@ def read_model_info(path: str | os.PathLike) -> tuple[dict[str, str], "object"]:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{path}: not a valid ONNX model ({reason[:160]})") from None
     raw = session.get_modelmeta().custom_metadata_map
-    meta = {k[len(META_PREFIX):]: v for k, v in raw.items() if k.startswith(META_PREFIX)}
+    meta = {k[len(META_PREFIX) :]: v for k, v in raw.items() if k.startswith(META_PREFIX)}
     missing = [k for k in REQUIRED_METADATA if k not in meta]
     if missing:
-        raise UserError(f"{path}: not a stylecast style model: metadata lacks {', '.join(META_PREFIX + k for k in missing)} (export it with `stylecast export`)")
+        raise UserError(
+            f"{path}: not a stylecast style model: metadata lacks {', '.join(META_PREFIX + k for k in missing)} (export it with `stylecast export`)"
+        )
     inputs, outputs = session.get_inputs(), session.get_outputs()
     styles = model_styles(meta, path)
     expected = [INPUT_NAME, STYLE_WEIGHTS_NAME] if styles else [INPUT_NAME]
     if [i.name for i in inputs] != expected or OUTPUT_NAME not in [o.name for o in outputs]:
-        raise UserError(f"{path}: expected input(s) {expected} and output {OUTPUT_NAME!r}, found inputs {[i.name for i in inputs]} and outputs {[o.name for o in outputs]}")
+        raise UserError(
+            f"{path}: expected input(s) {expected} and output {OUTPUT_NAME!r}, found inputs {[i.name for i in inputs]} and outputs {[o.name for o in outputs]}"
+        )
     if styles:
         shape = list(inputs[1].shape)
         if inputs[1].type != "tensor(float)" or len(shape) != 2 or shape[1] != len(styles):
@@ -144,7 +148,9 @@ class OrtBackend:
         available = ort.get_available_providers()
         kind, index = parse_device(device)
         if kind == "cuda" and "CUDAExecutionProvider" not in available:
-            raise UserError(f"--device {device}: onnxruntime has no CUDA provider here (available: {', '.join(available)}); install onnxruntime-gpu or use --device cpu")
+            raise UserError(
+                f"--device {device}: onnxruntime has no CUDA provider here (available: {', '.join(available)}); install onnxruntime-gpu or use --device cpu"
+            )
         use_cuda = kind == "cuda" or (kind == "auto" and "CUDAExecutionProvider" in available)
         providers: list = ["CPUExecutionProvider"]
         if use_cuda:
@@ -198,7 +204,9 @@ class OpenVinoBackend:
         try:
             self._model = self._core.read_model(source if isinstance(source, bytes) else str(source))
         except Exception as exc:
-            raise UserError(f"{'<model>' if isinstance(source, bytes) else source}: OpenVINO cannot read the model ({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__})") from None
+            raise UserError(
+                f"{'<model>' if isinstance(source, bytes) else source}: OpenVINO cannot read the model ({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__})"
+            ) from None
         if precision == "auto":
             precision = "bf16" if cpu_has_bf16() else "fp32"
         if precision not in ("fp32", "bf16"):

@@ -25,8 +25,16 @@ from tqdm import tqdm
 from stylecast.inference import mix
 from stylecast.inference.registry import MODELS_DIR_RULE, path_spec, resolve_choice
 from stylecast.inference.stylizer import Stylizer
-from stylecast.inference.video import (DEFAULT_BATCH, OUTPUT_FORMATS as VIDEO_OUTPUT_FORMATS, VIDEO_SUFFIXES, VideoInfo, is_video_path,
-                                       output_suffix_for, probe_video, stylize_video)
+from stylecast.inference.video import (
+    DEFAULT_BATCH,
+    OUTPUT_FORMATS as VIDEO_OUTPUT_FORMATS,
+    VIDEO_SUFFIXES,
+    VideoInfo,
+    is_video_path,
+    output_suffix_for,
+    probe_video,
+    stylize_video,
+)
 from stylecast.errors import UserError
 from stylecast.flags import ArgumentParser, add_device, add_force, add_quiet
 from stylecast.images import SAVE_FORMATS, encode_image, load_image, open_image
@@ -60,7 +68,9 @@ def load_stylizer(style: str, models_dir: str | os.PathLike | None = None, **opt
     if choice.weights is None:
         if stylizer.styles:  # a multi-style file given by path, without a style
             names = stylizer.style_names
-            raise UserError(f"{style}: holds {len(names)} styles ({', '.join(names)}): pick one ({style}/{names[0]}) or mix them ({style}/{names[0]}:0.5,{names[1]}:0.5)")
+            raise UserError(
+                f"{style}: holds {len(names)} styles ({', '.join(names)}): pick one ({style}/{names[0]}) or mix them ({style}/{names[0]}:0.5,{names[1]}:0.5)"
+            )
         stylizer.name = choice.name
         return stylizer
     return stylizer.with_style(choice.weights, choice.name)
@@ -137,8 +147,13 @@ def check_output_kind(src: Path, out: Path) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="stylecast stylize", description="Stylize photos and videos with an exported ONNX style (no torch needed).")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="photo and video files and/or folders of them")
-    p.add_argument("-s", "--style", required=True, help="style name (see `stylecast styles`), a FILE.onnx, a multi-style model's style "
-                   "(painters/starry_night) or a mix of its styles (starry_night:0.7,great_wave:0.3)")
+    p.add_argument(
+        "-s",
+        "--style",
+        required=True,
+        help="style name (see `stylecast styles`), a FILE.onnx, a multi-style model's style "
+        "(painters/starry_night) or a mix of its styles (starry_night:0.7,great_wave:0.3)",
+    )
     p.add_argument("-o", "--output", required=True, help="output folder, output file (one input), or - for stdout")
     p.add_argument("--models-dir", default=None, help=f"folder of <style>.onnx files (default: {MODELS_DIR_RULE})")
     p.add_argument("--size", type=int, default=None, help="resize so the longer side is SIZE px before stylizing")
@@ -154,8 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality (default 92)")
     p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"video: frames per network run (default {DEFAULT_BATCH})")
     p.add_argument("--crf", type=int, default=None, help="video: constant rate factor, lower is better and bigger (default 18 for H.264, 30 for VP9)")
-    p.add_argument("--server", default=None, metavar="URL", help="run the network on a server speaking the Open Inference Protocol "
-                   "(stylecast serve, Triton, KServe) instead of here; -s names its model (MODEL/STYLE for a multi-style one)")
+    p.add_argument(
+        "--server",
+        default=None,
+        metavar="URL",
+        help="run the network on a server speaking the Open Inference Protocol "
+        "(stylecast serve, Triton, KServe) instead of here; -s names its model (MODEL/STYLE for a multi-style one)",
+    )
     p.add_argument("--token", default=os.environ.get("STYLECAST_TOKEN"), help="--server's bearer token (default $STYLECAST_TOKEN)")
     add_force(p)
     add_quiet(p)
@@ -181,9 +201,18 @@ def validate_args(args: argparse.Namespace) -> None:
         raise UserError(f"--crf must be 0..63, got {args.crf}")
     if getattr(args, "server", None):
         # these choose how the network runs here; with --server the server decides
-        local = [flag for flag, value, default in (("--tile", args.tile, None), ("--backend", args.backend, "auto"), ("--device", args.device, "auto"),
-                                                   ("--precision", args.precision, "auto"), ("--threads", args.threads, None),
-                                                   ("--models-dir", args.models_dir, None)) if value != default]
+        local = [
+            flag
+            for flag, value, default in (
+                ("--tile", args.tile, None),
+                ("--backend", args.backend, "auto"),
+                ("--device", args.device, "auto"),
+                ("--precision", args.precision, "auto"),
+                ("--threads", args.threads, None),
+                ("--models-dir", args.models_dir, None),
+            )
+            if value != default
+        ]
         if local:
             raise UserError(f"{local[0]} chooses how the network runs on this machine; it does not apply with --server")
 
@@ -270,11 +299,27 @@ def remote_batches(jobs: list[Job], stylizer: Stylizer, args: argparse.Namespace
 
 def stylize_video_job(job: Job, stylizer: Stylizer, args: argparse.Namespace, outputs: RunOutputs, log) -> None:
     quiet = getattr(args, "quiet", False)
-    r = stylize_video(job.src, job.dst, stylizer, size=args.size, strength=args.strength, preserve_color=args.preserve_color,
-                      batch=args.batch, tile=args.tile, overlap=args.overlap, crf=args.crf, progress=not quiet, outputs=outputs, info=job.video)
+    r = stylize_video(
+        job.src,
+        job.dst,
+        stylizer,
+        size=args.size,
+        strength=args.strength,
+        preserve_color=args.preserve_color,
+        batch=args.batch,
+        tile=args.tile,
+        overlap=args.overlap,
+        crf=args.crf,
+        progress=not quiet,
+        outputs=outputs,
+        info=job.video,
+    )
     if not quiet:
-        tqdm.write(f"{job.src} -> {job.dst}  {r.width}x{r.height}  {r.frames} frames, {r.seconds:.2f} s at {r.fps:.3g} fps, "
-                   f"{r.video_codec}, audio {r.audio}  {r.elapsed:.2f} s ({r.frames_per_second:.1f} frames/s)", file=log)
+        tqdm.write(
+            f"{job.src} -> {job.dst}  {r.width}x{r.height}  {r.frames} frames, {r.seconds:.2f} s at {r.fps:.3g} fps, "
+            f"{r.video_codec}, audio {r.audio}  {r.elapsed:.2f} s ({r.frames_per_second:.1f} frames/s)",
+            file=log,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

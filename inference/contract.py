@@ -4,7 +4,7 @@ The exporter (training/export.py, torch) writes models that satisfy it; the styl
 (torch-free) read models through it. Keep this file free of torch and onnxruntime imports.
 """
 
-INPUT_NAME = "content"    # float32 (N, 3, H, W), RGB, values in [0, 1]
+INPUT_NAME = "content"  # float32 (N, 3, H, W), RGB, values in [0, 1]
 OUTPUT_NAME = "stylized"  # float32 (N, 3, H, W), RGB, values in [0, 1]
 IO_CONTRACT = "RGB float32 NCHW [0,1] -> RGB float32 NCHW [0,1]"
 
@@ -20,21 +20,35 @@ MULTI_IO_CONTRACT = "RGB float32 NCHW [0,1] + style weights float32 (N, n_styles
 # Keys of the ONNX model's metadata_props.
 META_PREFIX = "stylecast."
 REQUIRED_METADATA = (
-    "style_name",      # short name, e.g. starry_night (a multi-style model: the model's name, e.g. painters)
-    "style_image",     # file name of the painting it was trained on (multi-style: the paintings, comma-separated)
-    "recipe",          # training recipe (config name)
-    "steps",           # optimizer steps trained
+    "style_name",  # short name, e.g. starry_night (a multi-style model: the model's name, e.g. painters)
+    "style_image",  # file name of the painting it was trained on (multi-style: the paintings, comma-separated)
+    "recipe",  # training recipe (config name)
+    "steps",  # optimizer steps trained
     "content_weight",
     "style_weight",
     "tv_weight",
     "content_layers",  # e.g. relu2_2:1.0
-    "style_layers",    # e.g. relu1_2:1.0,relu2_2:1.0,...
-    "io",              # IO_CONTRACT
-    "version",         # stylecast version that exported it
+    "style_layers",  # e.g. relu1_2:1.0,relu2_2:1.0,...
+    "io",  # IO_CONTRACT
+    "version",  # stylecast version that exported it
 )
-OPTIONAL_METADATA = ("architecture", "style_size", "vgg_weights", "pooling", "image_size", "precision", "weight_storage", "painting", "artist",
-                     "init_from", "init_steps", "stability_weight",
-                     STYLES_KEY, "base", "base_steps")  # multi-style: the styles; --base: the model styles were added to
+OPTIONAL_METADATA = (
+    "architecture",
+    "style_size",
+    "vgg_weights",
+    "pooling",
+    "image_size",
+    "precision",
+    "weight_storage",
+    "painting",
+    "artist",
+    "init_from",
+    "init_steps",
+    "stability_weight",
+    STYLES_KEY,
+    "base",
+    "base_steps",
+)  # multi-style: the styles; --base: the model styles were added to
 
 # Smallest side the network accepts (the deepest layer needs >= 2 px there for its reflection pads
 # and instance norm: 1/4 in the johnson nets, 1/8 in the tiny one); the stylizer pads smaller images up to it.

@@ -80,8 +80,19 @@ def _optimize_demo(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         content = stack.enter_context(resources.as_file(SAMPLES / CONTENT))
         style = stack.enter_context(resources.as_file(SAMPLES / STYLE))
-        command = ["optimize", str(content), str(style), "-o", args.output, "--size", str(args.size),
-                   "--iterations", str(args.iterations), "--style-weight", str(STYLE_WEIGHT)]
+        command = [
+            "optimize",
+            str(content),
+            str(style),
+            "-o",
+            args.output,
+            "--size",
+            str(args.size),
+            "--iterations",
+            str(args.iterations),
+            "--style-weight",
+            str(STYLE_WEIGHT),
+        ]
         print(f"stylecast demo: Gatys et al. style transfer of {CONTENT} with {STYLE}: stylecast {' '.join(command)}", file=sys.stderr)
         return stylecast_main(command)
 

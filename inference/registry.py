@@ -119,7 +119,7 @@ def file_style_names(path: Path) -> list[str]:
             meta, _ = read_model_info(path)
         else:
             model = onnx.load(str(path), load_external_data=False)
-            meta = {p.key[len(META_PREFIX):]: p.value for p in model.metadata_props if p.key.startswith(META_PREFIX)}
+            meta = {p.key[len(META_PREFIX) :]: p.value for p in model.metadata_props if p.key.startswith(META_PREFIX)}
         return [s["name"] for s in model_styles(meta, path)]
     except Exception:  # not a model we can read: listed under its file name, refused when loaded
         return []
@@ -241,7 +241,9 @@ class StyleRegistry:
         if not holders and len(names) == 1:
             raise self._unknown(names[0])
         if not holders:
-            raise UserError(f"no multi-style model here holds all of {', '.join(names)} (a mix blends the styles of one model); known styles: {', '.join(self.names())}")
+            raise UserError(
+                f"no multi-style model here holds all of {', '.join(names)} (a mix blends the styles of one model); known styles: {', '.join(self.names())}"
+            )
         which = ", ".join(p.stem for p, _ in holders)
         raise UserError(f"{', '.join(names)}: in several models ({which}); name one, e.g. {holders[0][0].stem}/{spec}")
 

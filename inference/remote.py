@@ -65,8 +65,11 @@ class V2Client:
             inputs.append({"name": name, "shape": list(array.shape), "datatype": "FP32", "parameters": {"binary_data_size": len(blob)}})
             blobs.append(blob)
         head = json.dumps({"inputs": inputs, "outputs": [{"name": OUTPUT_NAME, "parameters": {"binary_data": True}}]}).encode()
-        data, headers = self._request(f"/v2/models/{urllib.request.quote(model, safe='')}/infer", head + b"".join(blobs),
-                                      {"Content-Type": "application/octet-stream", HEADER_LENGTH: str(len(head))})
+        data, headers = self._request(
+            f"/v2/models/{urllib.request.quote(model, safe='')}/infer",
+            head + b"".join(blobs),
+            {"Content-Type": "application/octet-stream", HEADER_LENGTH: str(len(head))},
+        )
         n = int(headers.get(HEADER_LENGTH.lower(), len(data)))
         reply = json.loads(data[:n])
         out = next((o for o in reply.get("outputs", []) if o.get("name") == OUTPUT_NAME), None)

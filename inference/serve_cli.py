@@ -35,38 +35,106 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models-dir", default=None, help=f"folder of STYLE.onnx files (default: {MODELS_DIR_RULE})")
     p.add_argument("--host", default=d.host, help=f"address to bind (default: {d.host}; 0.0.0.0 exposes it to the network: set a token)")
     p.add_argument("--port", type=int, default=d.port, help=f"port (default: {d.port}; 0 picks a free one)")
-    p.add_argument("--token", default=None, help="API token required on /v1 and /metrics (default: env STYLECAST_TOKEN; prefer the env var: "
-                                                 "arguments are visible in ps)")
-    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
-                   help="extra origin allowed to call the API and open streams (repeatable; the page's own origin is always allowed)")
-    p.add_argument("--allow-host", action="append", default=None, metavar="NAME",
-                   help="Host header name to answer (repeatable; '*' = any). Default: loopback names when bound to "
-                        "loopback, else any. Needed behind a reverse proxy that forwards its own Host")
+    p.add_argument(
+        "--token", default=None, help="API token required on /v1 and /metrics (default: env STYLECAST_TOKEN; prefer the env var: arguments are visible in ps)"
+    )
+    p.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="extra origin allowed to call the API and open streams (repeatable; the page's own origin is always allowed)",
+    )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="Host header name to answer (repeatable; '*' = any). Default: loopback names when bound to "
+        "loopback, else any. Needed behind a reverse proxy that forwards its own Host",
+    )
+    _add_limit_args(p, d)
+    _add_runtime_args(p, d)
+    return p
+
+
+def _add_limit_args(p: argparse.ArgumentParser, d: ServerConfig) -> None:
+    """What one request, stream or client may cost the server."""
     p.add_argument("--max-body-mb", type=float, default=d.max_body_bytes / 2**20, help="largest request body in MiB (default: %(default)g)")
     p.add_argument("--max-pixels", type=int, default=d.max_pixels, help="largest image, width x height, checked before decoding (default: %(default)d)")
-    p.add_argument("--decode-pixels", type=int, default=d.decode_pixels, help="pixels decoded at once over all workers, bounding decode memory (default: max-pixels + 12 MPix)")
+    p.add_argument(
+        "--decode-pixels",
+        type=int,
+        default=d.decode_pixels,
+        help="pixels decoded at once over all workers, bounding decode memory (default: max-pixels + 12 MPix)",
+    )
     p.add_argument("--max-side", type=int, default=d.max_side, help="longer side images are scaled down to (default: %(default)d)")
     p.add_argument("--concurrency", type=int, default=d.concurrency, help="images stylized at once (default: matched to the cores / GPU)")
     p.add_argument("--queue-size", type=int, default=d.queue_size, help="requests that may wait beyond --concurrency; more get 503 (default: %(default)d)")
     p.add_argument("--deadline", type=float, default=d.deadline, help="seconds a request may take before 504 (default: %(default)g)")
-    p.add_argument("--ws-max-frame-kb", type=int, default=d.ws_max_frame_bytes // 1024, help="largest webcam frame in KiB; larger closes the stream with 1009 (default: %(default)d)")
-    p.add_argument("--ws-max-pixels", type=int, default=d.ws_max_pixels, help="largest webcam frame, width x height, checked before decoding (default: %(default)d, 1080p + 10%%)")
-    p.add_argument("--ws-pipeline", type=int, default=d.ws_pipeline, metavar="N",
-                   help="frames of one webcam stream stylized at once; 2 overlaps decode/encode of one frame with the next "
-                        "one's network, with --concurrency 2 (default: %(default)d)")
-    p.add_argument("--format", choices=("png", "jpeg", "webp"), default=d.default_format, help="output format when the client does not say (default: %(default)s)")
+    p.add_argument(
+        "--ws-max-frame-kb",
+        type=int,
+        default=d.ws_max_frame_bytes // 1024,
+        help="largest webcam frame in KiB; larger closes the stream with 1009 (default: %(default)d)",
+    )
+    p.add_argument(
+        "--ws-max-pixels",
+        type=int,
+        default=d.ws_max_pixels,
+        help="largest webcam frame, width x height, checked before decoding (default: %(default)d, 1080p + 10%%)",
+    )
+    p.add_argument(
+        "--ws-pipeline",
+        type=int,
+        default=d.ws_pipeline,
+        metavar="N",
+        help="frames of one webcam stream stylized at once; 2 overlaps decode/encode of one frame with the next "
+        "one's network, with --concurrency 2 (default: %(default)d)",
+    )
+
+
+def _add_runtime_args(p: argparse.ArgumentParser, d: ServerConfig) -> None:
+    """How styles are run and the server reports."""
+    p.add_argument(
+        "--format", choices=("png", "jpeg", "webp"), default=d.default_format, help="output format when the client does not say (default: %(default)s)"
+    )
     p.add_argument("--device", type=device_arg, default=d.device, help=f"stylizer device: {DEVICE_HELP} (default: auto)")
     p.add_argument("--backend", choices=("auto", "ort", "openvino"), default=d.backend, help="stylizer runtime (default: auto)")
     p.add_argument("--threads", type=int, default=d.threads, help="threads per image (default: cores / concurrency)")
-    p.add_argument("--watch", type=float, default=d.watch_interval, metavar="SECONDS", help="re-read the models folder when it changes, checking every SECONDS (default: off; POST /v1/reload always works)")
-    p.add_argument("--max-connections", type=int, default=d.max_connections, help="requests and streams at once; more get 503, health checks excepted (default: %(default)d)")
-    p.add_argument("--header-timeout", type=float, default=d.header_timeout, metavar="SECONDS", help="close a connection that has not sent a request head within SECONDS (default: %(default)g)")
-    p.add_argument("--max-idle-connections", type=int, default=d.max_idle_connections, help="connections waiting for a request head; more close the oldest (default: %(default)d)")
-    p.add_argument("--no-browser-models", action="store_true",
-                   help="do not hand the style models to the page: every webcam frame is stylized here (the page's 'run on this device' switch says so)")
+    p.add_argument(
+        "--watch",
+        type=float,
+        default=d.watch_interval,
+        metavar="SECONDS",
+        help="re-read the models folder when it changes, checking every SECONDS (default: off; POST /v1/reload always works)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=d.max_connections,
+        help="requests and streams at once; more get 503, health checks excepted (default: %(default)d)",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=d.header_timeout,
+        metavar="SECONDS",
+        help="close a connection that has not sent a request head within SECONDS (default: %(default)g)",
+    )
+    p.add_argument(
+        "--max-idle-connections",
+        type=int,
+        default=d.max_idle_connections,
+        help="connections waiting for a request head; more close the oldest (default: %(default)d)",
+    )
+    p.add_argument(
+        "--no-browser-models",
+        action="store_true",
+        help="do not hand the style models to the page: every webcam frame is stylized here (the page's 'run on this device' switch says so)",
+    )
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     p.add_argument("--no-access-log", action="store_true", help="do not write the JSON-lines access log to stderr")
-    return p
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -74,14 +142,30 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be between 0 and 65535 (0 picks a free one), got {args.port}")
     kwargs = dict(
-        models_dir=str(resolve_models_dir(args.models_dir)), host=args.host, port=args.port, allowed_origins=tuple(args.allow_origin),
+        models_dir=str(resolve_models_dir(args.models_dir)),
+        host=args.host,
+        port=args.port,
+        allowed_origins=tuple(args.allow_origin),
         allowed_hosts=tuple(args.allow_host) if args.allow_host else None,
-        max_body_bytes=int(args.max_body_mb * 2**20), max_pixels=args.max_pixels, max_side=args.max_side,
-        concurrency=args.concurrency, queue_size=args.queue_size, deadline=args.deadline,
-        ws_max_frame_bytes=args.ws_max_frame_kb * 1024, default_format=args.format, device=args.device,
-        backend=args.backend, threads=args.threads, watch_interval=args.watch, max_connections=args.max_connections,
-        header_timeout=args.header_timeout, max_idle_connections=args.max_idle_connections, decode_pixels=args.decode_pixels,
-        ws_max_pixels=args.ws_max_pixels, browser_models=not args.no_browser_models, ws_pipeline=args.ws_pipeline,
+        max_body_bytes=int(args.max_body_mb * 2**20),
+        max_pixels=args.max_pixels,
+        max_side=args.max_side,
+        concurrency=args.concurrency,
+        queue_size=args.queue_size,
+        deadline=args.deadline,
+        ws_max_frame_bytes=args.ws_max_frame_kb * 1024,
+        default_format=args.format,
+        device=args.device,
+        backend=args.backend,
+        threads=args.threads,
+        watch_interval=args.watch,
+        max_connections=args.max_connections,
+        header_timeout=args.header_timeout,
+        max_idle_connections=args.max_idle_connections,
+        decode_pixels=args.decode_pixels,
+        ws_max_pixels=args.ws_max_pixels,
+        browser_models=not args.no_browser_models,
+        ws_pipeline=args.ws_pipeline,
     )
     if args.token is not None:
         kwargs["token"] = args.token

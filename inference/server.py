@@ -82,7 +82,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         version=__version__,
         description="Fast neural style transfer server: one feed-forward network per style (Johnson et al. 2016), run with ONNX Runtime / OpenVINO.",
         lifespan=lifespan,
-        docs_url=None,   # Swagger UI and ReDoc load their code from a CDN: nothing here does
+        docs_url=None,  # Swagger UI and ReDoc load their code from a CDN: nothing here does
         redoc_url=None,
     )
     app.state.stylecast = state
@@ -91,8 +91,11 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(
-            CORSMiddleware, allow_origins=list(config.allowed_origins), allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "X-API-Token", "Accept"], expose_headers=list(TIMING_HEADERS),
+            CORSMiddleware,
+            allow_origins=list(config.allowed_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Token", "Accept"],
+            expose_headers=list(TIMING_HEADERS),
         )
     add_routes(app, state)
     if state.web_runtime.available:
@@ -129,5 +132,3 @@ async def _watch(state: ServerState) -> None:
                 state.metrics.reloads.inc(result="ok" if not (report.kept_old or report.failed) else "partial")
         except Exception:
             log.exception("watching the models folder failed")
-
-

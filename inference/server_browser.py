@@ -56,9 +56,16 @@ def is_realtime(name: str, metadata: dict[str, Any]) -> bool:
 def tensor_contract() -> dict[str, Any]:
     """The network's input and output as the page must feed and read them (contract.py)."""
     image = {"type": "float32", "shape": ["N", 3, "H", "W"], "channels": "RGB", "range": [0, 1]}
-    return {"input": {"name": INPUT_NAME, **image, "size_multiple": SIZE_MULTIPLE, "min_side": MIN_SIDE,
-                      "padding": "reflect, at the bottom and right, cropped back from the output"},
-            "output": {"name": OUTPUT_NAME, **image}}
+    return {
+        "input": {
+            "name": INPUT_NAME,
+            **image,
+            "size_multiple": SIZE_MULTIPLE,
+            "min_side": MIN_SIDE,
+            "padding": "reflect, at the bottom and right, cropped back from the output",
+        },
+        "output": {"name": OUTPUT_NAME, **image},
+    }
 
 
 def style_browser_info(loaded: LoadedStyle, config: ServerConfig) -> dict[str, Any]:
@@ -68,8 +75,7 @@ def style_browser_info(loaded: LoadedStyle, config: ServerConfig) -> dict[str, A
     if loaded.stylizer.styles:  # the page's runtime feeds one input; a multi-style model takes two
         info["reason"] = "multi-style models run on the server"
     elif config.browser_models:
-        info.update(model_url=f"v1/styles/{quote(loaded.name, safe='')}/model?v={loaded.sha256[:VERSION_CHARS]}",
-                    sha256=loaded.sha256, bytes=len(loaded.model))
+        info.update(model_url=f"v1/styles/{quote(loaded.name, safe='')}/model?v={loaded.sha256[:VERSION_CHARS]}", sha256=loaded.sha256, bytes=len(loaded.model))
     return info
 
 
@@ -89,18 +95,31 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
 
 
 def add_browser_routes(app: FastAPI, state: ServerState, require_token) -> None:
-    @app.get("/v1/styles/{name}/model", tags=["styles"], response_class=Response, dependencies=[Depends(require_token)],
-             summary="The style's ONNX file, for running it in the browser (ETag; 304 on If-None-Match)",
-             responses={200: {"content": {"application/octet-stream": {}}}, 304: {"description": "not modified"},
-                        403: {"description": "the server does not hand out its models"}, 404: {"description": "no such style"}})
-    async def model(request: Request, name: str,
-                    v: str | None = Query(None, max_length=64, description="the version the listing links; a current one is cached for a year")):
+    @app.get(
+        "/v1/styles/{name}/model",
+        tags=["styles"],
+        response_class=Response,
+        dependencies=[Depends(require_token)],
+        summary="The style's ONNX file, for running it in the browser (ETag; 304 on If-None-Match)",
+        responses={
+            200: {"content": {"application/octet-stream": {}}},
+            304: {"description": "not modified"},
+            403: {"description": "the server does not hand out its models"},
+            404: {"description": "no such style"},
+        },
+    )
+    async def model(
+        request: Request, name: str, v: str | None = Query(None, max_length=64, description="the version the listing links; a current one is cached for a year")
+    ):
         if not state.config.browser_models:
             raise ApiError(403, "forbidden", NO_MODELS)
         loaded = state.style(name)
         current = v is not None and v == loaded.sha256[:VERSION_CHARS]
-        headers = {"ETag": f'"sha256-{loaded.sha256}"', "Cache-Control": f"private, max-age={YEAR_S}, immutable" if current else "private, no-cache",
-                   "Content-Disposition": f'attachment; filename="{quote(loaded.name, safe="")}.onnx"'}
+        headers = {
+            "ETag": f'"sha256-{loaded.sha256}"',
+            "Cache-Control": f"private, max-age={YEAR_S}, immutable" if current else "private, no-cache",
+            "Content-Disposition": f'attachment; filename="{quote(loaded.name, safe="")}.onnx"',
+        }
         if etag_matches(request.headers.get("if-none-match"), headers["ETag"]):
             return Response(status_code=304, headers=headers)
         return Response(loaded.model, media_type="application/octet-stream", headers=headers)

@@ -38,40 +38,40 @@ class ServerConfig:
     """Everything the server does by default; `stylecast serve --help` mirrors these fields."""
 
     models_dir: str = field(default_factory=lambda: str(resolve_models_dir()))  # $STYLECAST_MODELS > ./checkpoints > shipped
-    host: str = "127.0.0.1"                       # loopback unless asked: no token by default
+    host: str = "127.0.0.1"  # loopback unless asked: no token by default
     port: int = 8000
     token: str | None = field(default_factory=_env_token)  # or env STYLECAST_TOKEN; None = open
-    allowed_origins: tuple[str, ...] = ()         # extra WebSocket/CORS origins; the page's own is always allowed
+    allowed_origins: tuple[str, ...] = ()  # extra WebSocket/CORS origins; the page's own is always allowed
     allowed_hosts: tuple[str, ...] | None = None  # Host header names accepted; None = loopback names when bound to
-                                                  # loopback (DNS rebinding), any otherwise; "*" = any
-    max_body_bytes: int = 20 * 2**20              # a 24 MPix phone JPEG is ~10 MB
-    max_pixels: int = 40_000_000                  # header-declared width x height, checked before decoding
-    decode_pixels: int | None = None              # pixels decoded at once over all workers; None = max_pixels + 12 MPix
-    max_side: int = 2048                          # larger images are scaled down to this longer side
-    max_aspect: float = 32.0                      # 1x20000 strips are refused (422)
-    concurrency: int | None = None                # jobs at once; None = matched to cores/GPU (resolve_concurrency)
-    queue_size: int = 8                           # jobs waiting beyond `concurrency`; more -> 503
-    deadline: float = 30.0                        # seconds from admission to answer; -> 504
-    body_timeout: float = 30.0                    # seconds to receive a request body; -> 408
-    header_timeout: float = 5.0                   # seconds to receive a request head (or the next one); then closed
-    ws_max_frame_bytes: int = 2 * 2**20           # a 640x480 JPEG is ~50 kB; larger -> close 1009
-    ws_max_pixels: int = WS_MAX_PIXELS            # a webcam frame's width x height, checked before decoding
-    ws_max_side: int = 1280                       # webcam frames are scaled down to this longer side
-    default_format: str = "png"                   # when neither `format` nor Accept says
-    jpeg_quality: int = 90                        # JPEG/WebP quality of /v1/stylize responses
-    ws_quality: int = 80                          # JPEG/WebP quality of webcam frames
-    ws_pipeline: int = 1                          # frames of one stream stylized at once; 2 overlaps one frame's
-                                                  # decode/encode with the next one's network (with concurrency >= 2)
-    device: str = "auto"                          # Stylizer device / backend / threads
+    # loopback (DNS rebinding), any otherwise; "*" = any
+    max_body_bytes: int = 20 * 2**20  # a 24 MPix phone JPEG is ~10 MB
+    max_pixels: int = 40_000_000  # header-declared width x height, checked before decoding
+    decode_pixels: int | None = None  # pixels decoded at once over all workers; None = max_pixels + 12 MPix
+    max_side: int = 2048  # larger images are scaled down to this longer side
+    max_aspect: float = 32.0  # 1x20000 strips are refused (422)
+    concurrency: int | None = None  # jobs at once; None = matched to cores/GPU (resolve_concurrency)
+    queue_size: int = 8  # jobs waiting beyond `concurrency`; more -> 503
+    deadline: float = 30.0  # seconds from admission to answer; -> 504
+    body_timeout: float = 30.0  # seconds to receive a request body; -> 408
+    header_timeout: float = 5.0  # seconds to receive a request head (or the next one); then closed
+    ws_max_frame_bytes: int = 2 * 2**20  # a 640x480 JPEG is ~50 kB; larger -> close 1009
+    ws_max_pixels: int = WS_MAX_PIXELS  # a webcam frame's width x height, checked before decoding
+    ws_max_side: int = 1280  # webcam frames are scaled down to this longer side
+    default_format: str = "png"  # when neither `format` nor Accept says
+    jpeg_quality: int = 90  # JPEG/WebP quality of /v1/stylize responses
+    ws_quality: int = 80  # JPEG/WebP quality of webcam frames
+    ws_pipeline: int = 1  # frames of one stream stylized at once; 2 overlaps one frame's
+    # decode/encode with the next one's network (with concurrency >= 2)
+    device: str = "auto"  # Stylizer device / backend / threads
     backend: str = "auto"
-    threads: int | None = None                    # per job; None = cores / concurrency
+    threads: int | None = None  # per job; None = cores / concurrency
     warmup_sizes: tuple[tuple[int, int], ...] = ((256, 256), (240, 320), (480, 640))
-    watch_interval: float = 0.0                   # seconds between models-folder checks; 0 = only /v1/reload
-    max_connections: int = 64                     # requests + streams at once; more -> JSON 503 (health checks exempt)
-    max_idle_connections: int = 256               # connections without a complete request head; more -> the oldest closed
-    drain_seconds: float | None = None            # SIGTERM: wait this long for in-flight work; None = deadline + 5
-    browser_models: bool = True                   # hand each style's .onnx to the page for in-browser inference
-    web_runtime_dir: str | None = None            # onnxruntime-web's files; None = $STYLECAST_WEB_RUNTIME, else the packaged ones
+    watch_interval: float = 0.0  # seconds between models-folder checks; 0 = only /v1/reload
+    max_connections: int = 64  # requests + streams at once; more -> JSON 503 (health checks exempt)
+    max_idle_connections: int = 256  # connections without a complete request head; more -> the oldest closed
+    drain_seconds: float | None = None  # SIGTERM: wait this long for in-flight work; None = deadline + 5
+    browser_models: bool = True  # hand each style's .onnx to the page for in-browser inference
+    web_runtime_dir: str | None = None  # onnxruntime-web's files; None = $STYLECAST_WEB_RUNTIME, else the packaged ones
 
     def resolve_concurrency(self) -> tuple[int, int | None]:
         """(jobs at once, threads per job). CPU: ONNX Runtime / OpenVINO spread one image over

@@ -112,8 +112,9 @@ class GuardedH11Protocol(H11Protocol):
             return
         if self._head_bytes and self.conn.their_state is h11.IDLE:  # part of a head, not a leftover body
             body = json.dumps({"error": "request_timeout", "detail": f"{reason} (within {self._guard.header_timeout:g} s)"}).encode()
-            self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-                                 b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body))
+            self.transport.write(
+                b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+            )
         self.transport.close()
 
 
@@ -136,9 +137,18 @@ def uvicorn_config(app, config: ServerConfig) -> uvicorn.Config:
     """The uvicorn settings of `stylecast serve` for `app` (create_app(config))."""
     guard = ConnectionGuard(config.header_timeout, config.max_idle_connections)
     return uvicorn.Config(
-        app, host=config.host, port=config.port, log_config=None, access_log=False, lifespan="on",
-        http=functools.partial(GuardedH11Protocol, guard=guard), ws=_websocket_protocol(),
-        ws_max_size=max(config.ws_max_frame_bytes, 64 * 1024), limit_concurrency=None,
+        app,
+        host=config.host,
+        port=config.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        http=functools.partial(GuardedH11Protocol, guard=guard),
+        ws=_websocket_protocol(),
+        ws_max_size=max(config.ws_max_frame_bytes, 64 * 1024),
+        limit_concurrency=None,
         timeout_graceful_shutdown=int(config.resolve_drain_seconds() + 0.999),
-        timeout_keep_alive=min(5.0, config.header_timeout), server_header=False, proxy_headers=False,
+        timeout_keep_alive=min(5.0, config.header_timeout),
+        server_header=False,
+        proxy_headers=False,
     )

@@ -43,9 +43,18 @@ MEDIA_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 # Leading bytes of formats people send by mistake, to name them in the 415 message. Pillow is not
 # asked to parse these at all (Image.open gets formats=ALLOWED_FORMATS).
 _MAGIC = (
-    (b"GIF87a", "GIF"), (b"GIF89a", "GIF"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"),
-    (b"%!PS", "EPS/PostScript"), (b"\xc5\xd0\xd3\xc6", "EPS"), (b"%PDF", "PDF"), (b"\x00\x00\x01\x00", "ICO"),
-    (b"8BPS", "PSD"), (b"\xff\x0a", "JPEG XL"), (b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+    (b"%!PS", "EPS/PostScript"),
+    (b"\xc5\xd0\xd3\xc6", "EPS"),
+    (b"%PDF", "PDF"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"8BPS", "PSD"),
+    (b"\xff\x0a", "JPEG XL"),
+    (b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
 )
 
 
@@ -67,8 +76,7 @@ def job_error(exc: BaseException, deadline_s: float) -> ApiError:
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, Overloaded):
-        return ApiError(503, "overloaded", "every worker is busy and the queue is full; retry later",
-                        {"Retry-After": str(exc.retry_after)})
+        return ApiError(503, "overloaded", "every worker is busy and the queue is full; retry later", {"Retry-After": str(exc.retry_after)})
     if isinstance(exc, Draining):
         return ApiError(503, "draining", "the server is shutting down", {"Retry-After": "5", "Connection": "close"})
     if isinstance(exc, (DeadlineExceeded, Abandoned)):

@@ -155,8 +155,15 @@ class Histogram(_Metric):
 class Metrics:
     """Everything /metrics reports. Gauges that mirror live state read it when scraped."""
 
-    def __init__(self, *, queue_depth: Callable[[], float], inflight: Callable[[], float], capacity: Callable[[], float],
-                 models: Callable[[], float], ready: Callable[[], float]):
+    def __init__(
+        self,
+        *,
+        queue_depth: Callable[[], float],
+        inflight: Callable[[], float],
+        capacity: Callable[[], float],
+        models: Callable[[], float],
+        ready: Callable[[], float],
+    ):
         p = "stylecast_"
         self.requests = Counter(p + "http_requests_total", "HTTP requests by route, method and status code.", ("route", "method", "status"))
         self.request_seconds = Histogram(p + "http_request_duration_seconds", "HTTP request latency, body read to response sent.", ("route",))
@@ -168,13 +175,20 @@ class Metrics:
         self.ws_frames = Counter(p + "ws_frames_total", "WebSocket frames by outcome.", ("result",))
         self.reloads = Counter(p + "reloads_total", "Model reloads by outcome.", ("result",))
         self._all = [
-            self.requests, self.request_seconds, self.inference_seconds, self.queue_seconds, self.rejected,
+            self.requests,
+            self.request_seconds,
+            self.inference_seconds,
+            self.queue_seconds,
+            self.rejected,
             Gauge(p + "queue_depth", "Jobs waiting for a worker slot.", read=queue_depth),
             Gauge(p + "inflight", "Jobs running on a worker.", read=inflight),
             Gauge(p + "queue_capacity", "Most jobs admitted at once (workers + queue); more get 503.", read=capacity),
             Gauge(p + "models_loaded", "Styles loaded and warmed up.", read=models),
             Gauge(p + "ready", "1 when /readyz answers 200.", read=ready),
-            self.ws_connections, self.ws_connections_total, self.ws_frames, self.reloads,
+            self.ws_connections,
+            self.ws_connections_total,
+            self.ws_frames,
+            self.reloads,
         ]
 
     def render(self) -> str:

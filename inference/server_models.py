@@ -51,9 +51,9 @@ class LoadedStyle:
     name: str
     stylizer: Stylizer
     signature: tuple[int, int]  # (mtime_ns, size) of the file it was built from
-    info: dict[str, Any]        # what GET /v1/styles shows
-    model: bytes = b""          # the .onnx file the stylizer was built from (for in-browser inference)
-    sha256: str = ""            # of `model`: the download's ETag
+    info: dict[str, Any]  # what GET /v1/styles shows
+    model: bytes = b""  # the .onnx file the stylizer was built from (for in-browser inference)
+    sha256: str = ""  # of `model`: the download's ETag
     # the metrics' style label: a mix is labelled by its model ("painters/(mix)"), so a client
     # sending ever new mixes cannot grow the metrics without bound
     metric_label: str = ""
@@ -61,11 +61,11 @@ class LoadedStyle:
 
 @dataclass
 class ReloadReport:
-    loaded: list[str] = field(default_factory=list)     # new or changed files, now serving
+    loaded: list[str] = field(default_factory=list)  # new or changed files, now serving
     unchanged: list[str] = field(default_factory=list)  # same file, same warmed model
     kept_old: list[dict[str, str]] = field(default_factory=list)  # changed file failed; old model kept
-    failed: list[dict[str, str]] = field(default_factory=list)    # new file failed; not served
-    removed: list[str] = field(default_factory=list)    # file gone; no longer served
+    failed: list[dict[str, str]] = field(default_factory=list)  # new file failed; not served
+    removed: list[str] = field(default_factory=list)  # file gone; no longer served
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -111,8 +111,9 @@ class ServedModels:
         weights = mix.normalized(terms)
         name = f"{holders[0]}/{mix.describe(weights)}"
         view = first.stylizer.with_style(weights, name)
-        return LoadedStyle(name, view, first.signature, {**first.info, "name": name, "mix": weights}, first.model, first.sha256,
-                           metric_label=f"{holders[0]}/(mix)")
+        return LoadedStyle(
+            name, view, first.signature, {**first.info, "name": name, "mix": weights}, first.model, first.sha256, metric_label=f"{holders[0]}/(mix)"
+        )
 
     def changed_on_disk(self) -> bool:
         """Cheap check for the file watch: did the set of files or any (mtime, size) change?"""
@@ -147,9 +148,16 @@ class ServedModels:
             self.current = MappingProxyType(new)
             self.loaded_once = True
             report.seconds = round(time.perf_counter() - start, 3)
-            log.info("models: %d serving (%s loaded, %s unchanged, %s kept old, %s failed, %s removed) in %.2f s",
-                     len(new), len(report.loaded), len(report.unchanged), len(report.kept_old), len(report.failed),
-                     len(report.removed), report.seconds)
+            log.info(
+                "models: %d serving (%s loaded, %s unchanged, %s kept old, %s failed, %s removed) in %.2f s",
+                len(new),
+                len(report.loaded),
+                len(report.unchanged),
+                len(report.kept_old),
+                len(report.failed),
+                len(report.removed),
+                report.seconds,
+            )
             return report
 
     def _load(self, name: str, prev: LoadedStyle | None, report: ReloadReport) -> LoadedStyle | None:

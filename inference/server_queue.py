@@ -60,12 +60,12 @@ class InferencePool:
         self.workers, self.queue_size = workers, queue_size
         self.capacity = workers + queue_size
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="stylecast-infer")
-        self._free = workers                                   # worker slots not held by a thread
+        self._free = workers  # worker slots not held by a thread
         self._waiters: collections.deque[asyncio.Future] = collections.deque()
-        self.admitted = 0                                      # requests waiting or running, not abandoned
-        self.running = 0                                       # threads computing (abandoned ones included)
+        self.admitted = 0  # requests waiting or running, not abandoned
+        self.running = 0  # threads computing (abandoned ones included)
         self.closed = False
-        self._avg_run = 0.0                                    # EWMA of run seconds, for Retry-After
+        self._avg_run = 0.0  # EWMA of run seconds, for Retry-After
 
     # -- state read by /metrics -------------------------------------------------------------
     @property

@@ -49,27 +49,56 @@ WEB_DIR = Path(__file__).resolve().parent / "web"
 # served from /ort/) and nothing else: no eval, no inline script. worker-src 'self': onnxruntime-web's
 # WASM threads are module workers started from its own files (default-src would allow the same;
 # said here so it is not widened by accident, e.g. to blob:).
-PAGE_CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-            "media-src 'self' blob: mediastream:; connect-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "media-src 'self' blob: mediastream:; connect-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
 # Cross-origin isolation: SharedArrayBuffer, and with it WASM threads, exist only in an isolated page.
 # Everything the page loads is same-origin, so require-corp costs nothing.
 PAGE_ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 TIMING_HEADERS = ("Server-Timing", "X-Stylecast-Style", "X-Stylecast-Backend", "X-Stylecast-Size", "X-Stylecast-Queue-Ms", "X-Stylecast-Infer-Ms")
 
-_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-                 406: "not_acceptable", 408: "request_timeout", 413: "payload_too_large", 415: "unsupported_media_type",
-                 422: "invalid_parameter", 429: "too_many_requests", 500: "internal_error", 503: "unavailable", 504: "deadline_exceeded"}
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    408: "request_timeout",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_parameter",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+    504: "deadline_exceeded",
+}
 
-BODY_DOC = {"requestBody": {"required": True, "description": "A JPEG, PNG or WebP image: the raw bytes, or multipart/form-data with one file field.",
-                            "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-                                        "image/png": {"schema": {"type": "string", "format": "binary"}},
-                                        "image/webp": {"schema": {"type": "string", "format": "binary"}},
-                                        "multipart/form-data": {"schema": {"type": "object", "properties": {"image": {"type": "string", "format": "binary"}}}}}}}
-ERROR_DOC = {code: {"description": desc, "content": {"application/json": {"example": {"error": err, "detail": "…"}}}} for code, err, desc in (
-    (401, "unauthorized", "token configured and missing or wrong"), (404, "unknown_style", "no such style"),
-    (413, "payload_too_large", "body over max_body_bytes"), (415, "unsupported_media_type", "not JPEG/PNG/WebP"),
-    (422, "invalid_image", "too many pixels, zero size, absurd aspect, corrupt image, bad or repeated parameter"),
-    (503, "overloaded", "queue full (Retry-After) or not ready"), (504, "deadline_exceeded", "not done within the deadline"))}
+BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "description": "A JPEG, PNG or WebP image: the raw bytes, or multipart/form-data with one file field.",
+        "content": {
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "image/webp": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {"schema": {"type": "object", "properties": {"image": {"type": "string", "format": "binary"}}}},
+        },
+    }
+}
+ERROR_DOC = {
+    code: {"description": desc, "content": {"application/json": {"example": {"error": err, "detail": "…"}}}}
+    for code, err, desc in (
+        (401, "unauthorized", "token configured and missing or wrong"),
+        (404, "unknown_style", "no such style"),
+        (413, "payload_too_large", "body over max_body_bytes"),
+        (415, "unsupported_media_type", "not JPEG/PNG/WebP"),
+        (422, "invalid_image", "too many pixels, zero size, absurd aspect, corrupt image, bad or repeated parameter"),
+        (503, "overloaded", "queue full (Retry-After) or not ready"),
+        (504, "deadline_exceeded", "not done within the deadline"),
+    )
+}
 ERROR_DOC[200] = {"description": "The stylized image", "content": {t: {} for t in MEDIA_TYPES.values()}}
 
 
@@ -121,8 +150,9 @@ def token_dependency(state: ServerState) -> Callable[[Request], None]:
     def require_token(request: Request) -> None:
         given = bearer_token(request.headers.get("authorization"), request.headers.get("x-api-token"), None)
         if not token_ok(state.config.token, given):
-            raise ApiError(401, "unauthorized", "missing or wrong API token (send Authorization: Bearer TOKEN)",
-                           {"WWW-Authenticate": 'Bearer realm="stylecast"'})
+            raise ApiError(
+                401, "unauthorized", "missing or wrong API token (send Authorization: Bearer TOKEN)", {"WWW-Authenticate": 'Bearer realm="stylecast"'}
+            )
 
     return require_token
 
@@ -142,8 +172,12 @@ def add_health_routes(app: FastAPI, state: ServerState, require_token) -> None:
     async def healthz():
         return {"status": "ok", "uptime_s": round(time.monotonic() - state.started, 1)}
 
-    @app.get("/readyz", tags=["health"], summary="Ready: models loaded and warmed up, not draining",
-             responses={503: {"description": "loading, no styles, or draining"}})
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="Ready: models loaded and warmed up, not draining",
+        responses={503: {"description": "loading, no styles, or draining"}},
+    )
     async def readyz():
         reason = state.ready_reason()
         if reason is not None:
@@ -162,21 +196,38 @@ FILE_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
 def add_api_routes(app: FastAPI, state: ServerState, require_token) -> None:
     config = state.config
 
-    @app.get("/v1/styles", tags=["styles"], summary="The styles being served, with their model metadata",
-             dependencies=[Depends(require_token)])
+    @app.get("/v1/styles", tags=["styles"], summary="The styles being served, with their model metadata", dependencies=[Depends(require_token)])
     async def styles():
         current = state.models.current
-        styles = [{**current[n].info, "browser": style_browser_info(current[n], config), "swatch_url": swatch_url(n, current[n].sha256)}
-                  for n in sorted(current)]
-        return {"styles": styles, "default": min(current) if current else None, "ready": state.ready_reason() is None,
-                "workers": state.workers, "threads": state.threads, "limits": state.limits_info(), "browser_runtime": runtime_info(state)}
+        styles = [
+            {**current[n].info, "browser": style_browser_info(current[n], config), "swatch_url": swatch_url(n, current[n].sha256)} for n in sorted(current)
+        ]
+        return {
+            "styles": styles,
+            "default": min(current) if current else None,
+            "ready": state.ready_reason() is None,
+            "workers": state.workers,
+            "threads": state.threads,
+            "limits": state.limits_info(),
+            "browser_runtime": runtime_info(state),
+        }
 
-    @app.post("/v1/stylize", tags=["styles"], summary="Stylize one image", openapi_extra=BODY_DOC, responses=ERROR_DOC,
-              response_class=Response, dependencies=[Depends(require_token)])
+    @app.post(
+        "/v1/stylize",
+        tags=["styles"],
+        summary="Stylize one image",
+        openapi_extra=BODY_DOC,
+        responses=ERROR_DOC,
+        response_class=Response,
+        dependencies=[Depends(require_token)],
+    )
     async def stylize(
         request: Request,
-        style: str | None = Query(None, max_length=200, description="style name from GET /v1/styles (default: the first), or a mix of "
-                                  "one multi-style model's styles: starry_night:0.7,great_wave:0.3"),
+        style: str | None = Query(
+            None,
+            max_length=200,
+            description="style name from GET /v1/styles (default: the first), or a mix of one multi-style model's styles: starry_night:0.7,great_wave:0.3",
+        ),
         size: int | None = Query(None, ge=8, description="longer side of the output in px (default: the input's, at most max_side)"),
         strength: float = Query(1.0, ge=0.0, le=1.0, description="0 = the input, 1 = fully stylized"),
         preserve_color: bool = Query(False, description="keep the photo's colours, take the style's luminance"),
@@ -201,17 +252,16 @@ def add_api_routes(app: FastAPI, state: ServerState, require_token) -> None:
         state.metrics.inference_seconds.observe(result.run_seconds, style=loaded.metric_label or loaded.name)
         state.metrics.queue_seconds.observe(result.queue_seconds)
         log_fields.update(queue_ms=round(queue_ms, 1), infer_ms=round(run_ms, 1), size=f"{out.width}x{out.height}", format=fmt.lower())
-        timing = ", ".join([f"queue;dur={queue_ms:.1f}"] + [f"{k};dur={v * 1000:.1f}" for k, v in out.stages.items()])
-        headers = {
-            "Server-Timing": timing, "X-Stylecast-Style": loaded.name, "X-Stylecast-Backend": f"{loaded.stylizer.backend}/{loaded.stylizer.device}",
-            "X-Stylecast-Size": f"{out.width}x{out.height}", "X-Stylecast-Queue-Ms": f"{queue_ms:.1f}", "X-Stylecast-Infer-Ms": f"{run_ms:.1f}",
-            "Content-Disposition": f'inline; filename="{FILE_UNSAFE.sub("_", loaded.name)}.{fmt.lower().replace("jpeg", "jpg")}"',
-            "Cache-Control": "no-store", "Vary": "Accept",
-        }
+        headers = _stylize_headers(loaded, out, fmt, queue_ms, run_ms)
         return Response(out.payload, media_type=MEDIA_TYPES[fmt], headers=headers)
 
-    @app.post("/v1/reload", tags=["admin"], summary="Re-read the models folder; keep a model whose new file fails to load or check",
-              dependencies=[Depends(require_token)], responses={403: {"description": "the server was started without a token"}})
+    @app.post(
+        "/v1/reload",
+        tags=["admin"],
+        summary="Re-read the models folder; keep a model whose new file fails to load or check",
+        dependencies=[Depends(require_token)],
+        responses={403: {"description": "the server was started without a token"}},
+    )
     async def reload():
         if config.token is None:
             raise ApiError(403, "forbidden", "reload needs the server to be started with --token (or STYLECAST_TOKEN)")
@@ -220,6 +270,22 @@ def add_api_routes(app: FastAPI, state: ServerState, require_token) -> None:
         result = "ok" if not (report.kept_old or report.failed) else "partial"
         state.metrics.reloads.inc(result=result)
         return {"result": result, **report.as_dict(), "styles": state.models.names()}
+
+
+def _stylize_headers(loaded, out, fmt: str, queue_ms: float, run_ms: float) -> dict[str, str]:
+    timing = ", ".join([f"queue;dur={queue_ms:.1f}"] + [f"{k};dur={v * 1000:.1f}" for k, v in out.stages.items()])
+    headers = {
+        "Server-Timing": timing,
+        "X-Stylecast-Style": loaded.name,
+        "X-Stylecast-Backend": f"{loaded.stylizer.backend}/{loaded.stylizer.device}",
+        "X-Stylecast-Size": f"{out.width}x{out.height}",
+        "X-Stylecast-Queue-Ms": f"{queue_ms:.1f}",
+        "X-Stylecast-Infer-Ms": f"{run_ms:.1f}",
+        "Content-Disposition": f'inline; filename="{FILE_UNSAFE.sub("_", loaded.name)}.{fmt.lower().replace("jpeg", "jpg")}"',
+        "Cache-Control": "no-store",
+        "Vary": "Accept",
+    }
+    return headers
 
 
 async def _read_image_body(request: Request, state: ServerState) -> bytes:

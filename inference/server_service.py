@@ -62,11 +62,11 @@ class ImageLimits:
 
 @dataclass(frozen=True)
 class StylizeOptions:
-    size: int | None = None        # longer side of the output; None = the input's, at most the limit's max_side
+    size: int | None = None  # longer side of the output; None = the input's, at most the limit's max_side
     strength: float = 1.0
     preserve_color: bool = False
-    format: str = "PNG"            # PNG, JPEG or WEBP
-    quality: int = 90              # JPEG / WebP
+    format: str = "PNG"  # PNG, JPEG or WEBP
+    quality: int = 90  # JPEG / WebP
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class StylizeOutput:
     payload: bytes
     width: int
     height: int
-    stages: dict[str, float]       # seconds: decode, stylize, encode
+    stages: dict[str, float]  # seconds: decode, stylize, encode
 
 
 class StylizeService:
@@ -86,8 +86,7 @@ class StylizeService:
 
     # -- the three stages ----------------------------------------------------------------------
 
-    def decode_request(self, data: bytes, header: ImageHeader, size: int | None, limits: ImageLimits,
-                       check: Callable[[], None] = _no_check) -> np.ndarray:
+    def decode_request(self, data: bytes, header: ImageHeader, size: int | None, limits: ImageLimits, check: Callable[[], None] = _no_check) -> np.ndarray:
         """Image bytes -> float32 HxWx3 in [0, 1] at the working size (the shared decoder: EXIF
         orientation, CMYK/palette/16-bit/alpha to RGB, first frame)."""
         longer = max(header.width, header.height)

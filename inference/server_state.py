@@ -88,6 +88,12 @@ class ServerState:
     def limits_info(self) -> dict[str, Any]:
         """The limits as GET /v1/styles shows them."""
         c = self.config
-        return {"max_body_bytes": c.max_body_bytes, "max_pixels": c.max_pixels, "max_side": c.max_side,
-                "ws_max_frame_bytes": c.ws_max_frame_bytes, "ws_max_pixels": c.ws_max_pixels, "ws_max_side": c.ws_max_side,
-                "deadline_s": c.deadline}
+        return {
+            "max_body_bytes": c.max_body_bytes,
+            "max_pixels": c.max_pixels,
+            "max_side": c.max_side,
+            "ws_max_frame_bytes": c.ws_max_frame_bytes,
+            "ws_max_pixels": c.ws_max_pixels,
+            "ws_max_side": c.ws_max_side,
+            "deadline_s": c.deadline,
+        }

@@ -49,8 +49,14 @@ class StreamSettings:
     quality: int = 80
 
     def public(self) -> dict[str, Any]:
-        return {"style": self.style, "strength": self.strength, "size": self.size, "preserve_color": self.preserve_color,
-                "format": self.format.lower(), "quality": self.quality}
+        return {
+            "style": self.style,
+            "strength": self.strength,
+            "size": self.size,
+            "preserve_color": self.preserve_color,
+            "format": self.format.lower(),
+            "quality": self.quality,
+        }
 
 
 def _apply_settings(settings: StreamSettings, values: dict[str, Any], state: ServerState) -> StreamSettings:
@@ -125,7 +131,7 @@ class _Stats:
         self.received = self.processed = self.dropped = self.errors = 0
         self.started = time.monotonic()
         self.recent: list[float] = []  # completion times of the last frames, for FPS
-        self.latency_ms = 0.0          # EWMA of receive -> sent
+        self.latency_ms = 0.0  # EWMA of receive -> sent
 
     def done(self, latency_ms: float) -> None:
         now = time.monotonic()
@@ -137,8 +143,15 @@ class _Stats:
         now = time.monotonic()
         recent = [t for t in self.recent if now - t <= 2.0]
         fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
-        return {"received": self.received, "processed": self.processed, "dropped": self.dropped, "errors": self.errors,
-                "fps": round(fps, 2), "latency_ms": round(self.latency_ms, 1), "seconds": round(now - self.started, 1)}
+        return {
+            "received": self.received,
+            "processed": self.processed,
+            "dropped": self.dropped,
+            "errors": self.errors,
+            "fps": round(fps, 2),
+            "latency_ms": round(self.latency_ms, 1),
+            "seconds": round(now - self.started, 1),
+        }
 
 
 async def stream(ws: WebSocket, state: ServerState) -> None:
@@ -188,9 +201,16 @@ class StreamSession:
         recv_task = asyncio.ensure_future(self.receiver())
         proc_task = asyncio.ensure_future(self.processor())
         try:
-            await self.send_json({"type": "hello", **self.settings.public(), "styles": self.state.models.names(),
-                                  "max_frame_bytes": self.cfg.ws_max_frame_bytes, "max_pixels": self.cfg.ws_max_pixels,
-                                  "max_side": self.cfg.ws_max_side})
+            await self.send_json(
+                {
+                    "type": "hello",
+                    **self.settings.public(),
+                    "styles": self.state.models.names(),
+                    "max_frame_bytes": self.cfg.ws_max_frame_bytes,
+                    "max_pixels": self.cfg.ws_max_pixels,
+                    "max_side": self.cfg.ws_max_side,
+                }
+            )
             await asyncio.wait({recv_task, proc_task}, return_when=asyncio.FIRST_COMPLETED)
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass
@@ -202,8 +222,7 @@ class StreamSession:
                     await task
             self.metrics.ws_connections.dec()
             public = self.stats.public()
-            self.log_fields.update(style=self.settings.style, **{f"frames_{k}": v for k, v in public.items() if k != "seconds"},
-                                   seconds=public["seconds"])
+            self.log_fields.update(style=self.settings.style, **{f"frames_{k}": v for k, v in public.items() if k != "seconds"}, seconds=public["seconds"])
             with contextlib.suppress(Exception):
                 await self.ws.close(code=1000)
 
@@ -328,12 +347,23 @@ class StreamSession:
         self.stats.done(latency_ms)
         self.metrics.ws_frames.inc(result="processed")
         self.metrics.inference_seconds.observe(result.run_seconds, style=loaded.metric_label or loaded.name)
-        head = json.dumps({
-            "type": "frame", "seq": seq, "width": out.width, "height": out.height, "format": s.format.lower(), "style": loaded.name,
-            "strength": s.strength, "queue_ms": round(result.queue_seconds * 1000, 1),
-            "infer_ms": round(result.run_seconds * 1000, 1), "server_ms": round(latency_ms, 1),
-            "stages_ms": {k: round(v * 1000, 1) for k, v in out.stages.items()}, "stats": self.stats.public(),
-        }, separators=(",", ":")).encode()
+        head = json.dumps(
+            {
+                "type": "frame",
+                "seq": seq,
+                "width": out.width,
+                "height": out.height,
+                "format": s.format.lower(),
+                "style": loaded.name,
+                "strength": s.strength,
+                "queue_ms": round(result.queue_seconds * 1000, 1),
+                "infer_ms": round(result.run_seconds * 1000, 1),
+                "server_ms": round(latency_ms, 1),
+                "stages_ms": {k: round(v * 1000, 1) for k, v in out.stages.items()},
+                "stats": self.stats.public(),
+            },
+            separators=(",", ":"),
+        ).encode()
         async with self.send_lock:
             await self.ws.send_bytes(struct.pack(">I", len(head)) + head + out.payload)
         return True

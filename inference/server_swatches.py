@@ -30,8 +30,8 @@ from stylecast.inference.server_limits import ApiError, job_error
 from stylecast.inference.server_service import ImageLimits, StylizeOptions
 from stylecast.inference.server_state import ServerState
 
-SAMPLE = "chelsea.jpg"   # the demo's photo: the same cat on every swatch, so they compare
-SWATCH_SIDE = 192        # px, the longer side: 2x the page's 96 px tiles, for high-DPI screens
+SAMPLE = "chelsea.jpg"  # the demo's photo: the same cat on every swatch, so they compare
+SWATCH_SIDE = 192  # px, the longer side: 2x the page's 96 px tiles, for high-DPI screens
 SWATCH_QUALITY = 85
 SWATCH_LIMITS = ImageLimits(max_pixels=4096 * 4096, max_aspect=20.0, max_side=SWATCH_SIDE)
 
@@ -79,9 +79,14 @@ def add_swatch_routes(app: FastAPI, state: ServerState, require_token) -> None:
     cache = SwatchCache()
     state.swatches = cache
 
-    @app.get("/v1/swatches/{name:path}", tags=["styles"], response_class=Response, dependencies=[Depends(require_token)],
-             summary="The bundled sample photo stylized by this style, small (a JPEG; cached per model file; ETag, 304)",
-             responses={200: {"content": {"image/jpeg": {}}}, 304: {"description": "not modified"}, 404: {"description": "no such style"}})
+    @app.get(
+        "/v1/swatches/{name:path}",
+        tags=["styles"],
+        response_class=Response,
+        dependencies=[Depends(require_token)],
+        summary="The bundled sample photo stylized by this style, small (a JPEG; cached per model file; ETag, 304)",
+        responses={200: {"content": {"image/jpeg": {}}}, 304: {"description": "not modified"}, 404: {"description": "no such style"}},
+    )
     async def swatch(request: Request, name: str, v: str | None = None):
         state.require_ready()
         payload, sha256 = await cache.get(state, name)

@@ -69,9 +69,14 @@ def model_metadata(m: V2Model) -> dict[str, Any]:
     if m.n_styles:
         inputs.append({"name": STYLE_WEIGHTS_NAME, "datatype": "FP32", "shape": [-1, m.n_styles]})
     meta = m.stylizer.metadata
-    return {"name": m.name, "versions": ["1"], "platform": "onnxruntime_onnx", "inputs": inputs,
-            "outputs": [{"name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1, 3, -1, -1]}],
-            "parameters": {"styles": list(m.stylizer.style_names), "recipe": meta.get("recipe", ""), "steps": meta.get("steps", "")}}
+    return {
+        "name": m.name,
+        "versions": ["1"],
+        "platform": "onnxruntime_onnx",
+        "inputs": inputs,
+        "outputs": [{"name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1, 3, -1, -1]}],
+        "parameters": {"styles": list(m.stylizer.style_names), "recipe": meta.get("recipe", ""), "steps": meta.get("steps", "")},
+    }
 
 
 def _tensor(spec: dict, blob: bytes | None, name: str) -> np.ndarray:
@@ -219,8 +224,9 @@ def add_v2_routes(app: FastAPI, state: ServerState, require_token) -> None:
         state.require_ready()
         return {"name": model, "ready": True}
 
-    @app.post("/v2/models/{model}/infer", tags=["v2"], summary="Open Inference Protocol: inference (JSON or binary tensors)",
-              dependencies=[Depends(require_token)])
+    @app.post(
+        "/v2/models/{model}/infer", tags=["v2"], summary="Open Inference Protocol: inference (JSON or binary tensors)", dependencies=[Depends(require_token)]
+    )
     @guarded
     async def infer(model: str, request: Request):
         state.require_ready()

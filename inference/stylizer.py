@@ -48,6 +48,7 @@ def resized(image: np.ndarray, size: int | None) -> np.ndarray:
 
 def pad_amounts(height: int, width: int) -> tuple[int, int]:
     """(bottom, right) padding that makes both sides multiples of SIZE_MULTIPLE and >= MIN_SIDE."""
+
     def amount(n: int) -> int:
         target = max(n, MIN_SIDE)
         target += (-target) % SIZE_MULTIPLE
@@ -238,7 +239,9 @@ class Stylizer:
         h, w = image.shape[:2]
         return np.ascontiguousarray(reflect_pad(image.transpose(2, 0, 1)[None].astype(np.float32), *pad_amounts(h, w)))
 
-    def stylize_tiled(self, image: np.ndarray, tile: int, overlap: int = 32, thumbnail: int | None = None, style_weights: StyleWeights | None = None) -> np.ndarray:
+    def stylize_tiled(
+        self, image: np.ndarray, tile: int, overlap: int = 32, thumbnail: int | None = None, style_weights: StyleWeights | None = None
+    ) -> np.ndarray:
         """HxWx3 -> HxWx3 in `tile`-px tiles that share instance-norm statistics (those of a
         thumbnail with longer side `thumbnail`, default `tile`, so peak memory follows the tile);
         overlaps are feathered (inference/tiling.py)."""

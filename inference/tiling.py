@@ -193,10 +193,12 @@ def thumbnail_norm_graphs(model_bytes: bytes) -> ThumbnailNormGraphs:
             helper.make_node("Mul", [node.input[0], a], [f"{p}_xa"]),
             helper.make_node("Add", [f"{p}_xa", b], [node.output[0]]),
         ]
-        apply.graph.input.extend([
-            helper.make_tensor_value_info(mean, TensorProto.FLOAT, ["batch", int(scale.size), 1, 1]),
-            helper.make_tensor_value_info(var, TensorProto.FLOAT, ["batch", int(scale.size), 1, 1]),
-        ])
+        apply.graph.input.extend(
+            [
+                helper.make_tensor_value_info(mean, TensorProto.FLOAT, ["batch", int(scale.size), 1, 1]),
+                helper.make_tensor_value_info(var, TensorProto.FLOAT, ["batch", int(scale.size), 1, 1]),
+            ]
+        )
     del apply.graph.node[:]
     apply.graph.node.extend(rebuilt)
     apply.graph.initializer.extend(extra_inits)

@@ -78,8 +78,7 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def config_pbtxt(model: TritonModel, *, max_batch_size: int = 8, kind: str = "KIND_CPU", instances: int = 1,
-                 queue_delay_us: int = 2000) -> str:
+def config_pbtxt(model: TritonModel, *, max_batch_size: int = 8, kind: str = "KIND_CPU", instances: int = 1, queue_delay_us: int = 2000) -> str:
     """config.pbtxt (protobuf text format of Triton's ModelConfig) for one model."""
 
     def tensors(ts: tuple[Tensor, ...]) -> str:
@@ -99,8 +98,9 @@ def config_pbtxt(model: TritonModel, *, max_batch_size: int = 8, kind: str = "KI
     return "\n".join(lines) + "\n"
 
 
-def export_repository(out: str | os.PathLike, models_dir: str | os.PathLike | None = None, *, gpu: bool = False,
-                      max_batch_size: int = 8, instances: int = 1, force: bool = False) -> list[TritonModel]:
+def export_repository(
+    out: str | os.PathLike, models_dir: str | os.PathLike | None = None, *, gpu: bool = False, max_batch_size: int = 8, instances: int = 1, force: bool = False
+) -> list[TritonModel]:
     """Write the repository for every model in the models folder; all or nothing.
 
     It is built beside OUT and renamed into place, so a failure (a bad model file, a full disk)
@@ -124,7 +124,8 @@ def export_repository(out: str | os.PathLike, models_dir: str | os.PathLike | No
             (tmp / m.name / "1").mkdir(parents=True)
             shutil.copyfile(m.source, tmp / m.name / "1" / "model.onnx")
             (tmp / m.name / "config.pbtxt").write_text(
-                config_pbtxt(m, max_batch_size=max_batch_size, kind="KIND_GPU" if gpu else "KIND_CPU", instances=instances))
+                config_pbtxt(m, max_batch_size=max_batch_size, kind="KIND_GPU" if gpu else "KIND_CPU", instances=instances)
+            )
         if out.exists():
             old = out.parent / f".{out.name}.old-{os.getpid()}"
             out.rename(old)
@@ -141,10 +142,14 @@ def export_repository(out: str | os.PathLike, models_dir: str | os.PathLike | No
 def main(argv: list[str] | None = None) -> int:
     from stylecast.flags import ArgumentParser, add_force, add_quiet
 
-    p = ArgumentParser(prog="stylecast export-repository", description=(
-        "Write the styles as an NVIDIA Triton model repository (OUT/<model>/config.pbtxt + OUT/<model>/1/model.onnx), "
-        "which Triton and KServe (protocol v2) serve as they are. Triton batches only same-shape requests: "
-        f"send a few fixed sizes (e.g. {SIZE_BUCKETS.replace(',', ', ')})."))
+    p = ArgumentParser(
+        prog="stylecast export-repository",
+        description=(
+            "Write the styles as an NVIDIA Triton model repository (OUT/<model>/config.pbtxt + OUT/<model>/1/model.onnx), "
+            "which Triton and KServe (protocol v2) serve as they are. Triton batches only same-shape requests: "
+            f"send a few fixed sizes (e.g. {SIZE_BUCKETS.replace(',', ', ')})."
+        ),
+    )
     p.add_argument("out", help="the repository folder to write")
     p.add_argument("--models-dir", help="models folder (default: $STYLECAST_MODELS, ./checkpoints, or the shipped styles)")
     p.add_argument("--gpu", action="store_true", help="instance_group KIND_GPU (default KIND_CPU)")
@@ -154,8 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     add_quiet(p)
     args = p.parse_args(argv)
     try:
-        models = export_repository(args.out, args.models_dir, gpu=args.gpu, max_batch_size=args.max_batch_size,
-                                   instances=args.instances, force=args.force)
+        models = export_repository(args.out, args.models_dir, gpu=args.gpu, max_batch_size=args.max_batch_size, instances=args.instances, force=args.force)
     except UserError as exc:
         print(f"stylecast export-repository: error: {exc}", file=sys.stderr)
         return 2

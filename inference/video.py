@@ -209,8 +209,19 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         exact = bool(stream.frames)
         frames = stream.frames if exact else (max(1, round(estimate * fps)) if estimate else None)
         audio = container.streams.audio[0] if container.streams.audio else None
-        return VideoInfo(path, width, height, rotation, float(fps), frames, exact, duration, stream.codec_context.name,
-                         audio.codec_context.name if audio else None, audio.codec_context.sample_rate if audio else None)
+        return VideoInfo(
+            path,
+            width,
+            height,
+            rotation,
+            float(fps),
+            frames,
+            exact,
+            duration,
+            stream.codec_context.name,
+            audio.codec_context.name if audio else None,
+            audio.codec_context.sample_rate if audio else None,
+        )
 
 
 def _packets(container, streams, path: Path, counter: list[int]) -> Iterator:
@@ -436,8 +447,22 @@ def stylize_video(
     start = time.perf_counter()
     writing = outputs.path(dst) if outputs is not None else atomic_path(dst)
     with writing as tmp, _open_input(src) as container:
-        frames, seconds, writer = _transcode(av, container, info, Path(tmp), dst, stylizer, size=size, strength=strength,
-                                             preserve_color=preserve_color, batch=batch, tile=tile, overlap=overlap, crf=crf, progress=progress)
+        frames, seconds, writer = _transcode(
+            av,
+            container,
+            info,
+            Path(tmp),
+            dst,
+            stylizer,
+            size=size,
+            strength=strength,
+            preserve_color=preserve_color,
+            batch=batch,
+            tile=tile,
+            overlap=overlap,
+            crf=crf,
+            progress=progress,
+        )
     width, height = output_size(info, size)
     return VideoResult(src, dst, frames, width, height, info.fps, seconds, writer.video_codec, writer.audio, time.perf_counter() - start)
 

@@ -33,8 +33,12 @@ MANIFEST = "runtime.json"
 RUNTIME_ENV = "STYLECAST_WEB_RUNTIME"  # another folder built by scripts/web_runtime.py (tests use a missing one)
 BUNDLES = {"webgpu": "ort.webgpu.min.mjs", "wasm": "ort.wasm.min.mjs"}
 FILES = (
-    "ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm",
-    "ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
+    "ort.webgpu.min.mjs",
+    "ort-wasm-simd-threaded.asyncify.mjs",
+    "ort-wasm-simd-threaded.asyncify.wasm",
+    "ort.wasm.min.mjs",
+    "ort-wasm-simd-threaded.mjs",
+    "ort-wasm-simd-threaded.wasm",
 )
 # Module scripts must come with a JavaScript type; WebAssembly.instantiateStreaming needs application/wasm.
 MEDIA_TYPES = {".mjs": "text/javascript; charset=utf-8", ".wasm": "application/wasm"}
@@ -68,8 +72,14 @@ class WebRuntime:
         """What GET /v1/styles tells the page; `base` is relative to the page."""
         if not self.available:
             return {"available": False, "reason": self.reason}
-        return {"available": True, "package": PACKAGE, "version": self.version, "base": f"ort/{self.version}/",
-                "bundles": dict(BUNDLES), "bytes": {b: self.bundle_bytes(b) for b in BUNDLES}}
+        return {
+            "available": True,
+            "package": PACKAGE,
+            "version": self.version,
+            "base": f"ort/{self.version}/",
+            "bundles": dict(BUNDLES),
+            "bytes": {b: self.bundle_bytes(b) for b in BUNDLES},
+        }
 
     def bundle_bytes(self, backend: str) -> int:
         """Download size of one backend: its .mjs loader, the wasm glue and the wasm binary."""

@@ -5,6 +5,14 @@ from stylecast.losses.perceptual import PerceptualLoss, parse_layers
 from stylecast.losses.vgg import VGG, layer_names, load_vgg
 
 __all__ = [
-    "PerceptualLoss", "VGG", "blend_grams", "content_loss", "gram_matrix", "layer_names",
-    "load_vgg", "parse_layers", "style_loss", "total_variation",
+    "PerceptualLoss",
+    "VGG",
+    "blend_grams",
+    "content_loss",
+    "gram_matrix",
+    "layer_names",
+    "load_vgg",
+    "parse_layers",
+    "style_loss",
+    "total_variation",
 ]

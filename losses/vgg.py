@@ -114,9 +114,7 @@ class VGG(nn.Module):
         layers = list(layers)
         unknown = [n for n in layers if n not in self.layers]
         if unknown:
-            raise UserError(
-                f"unknown {self.arch} layer name(s) {', '.join(map(repr, unknown))}; valid names: {', '.join(self.names)}"
-            )
+            raise UserError(f"unknown {self.arch} layer name(s) {', '.join(map(repr, unknown))}; valid names: {', '.join(self.names)}")
         return layers
 
     def preprocess(self, image: torch.Tensor) -> torch.Tensor:
@@ -182,9 +180,7 @@ def load_torchvision_convs(path: str | os.PathLike) -> tuple[str, dict[str, tupl
         raise UserError(f"{path}: not a readable torch state dict ({type(exc).__name__})") from None
     if not isinstance(state, dict):
         raise UserError(f"{path}: expected a torchvision VGG state dict, found a {type(state).__name__}")
-    conv_idx = sorted(
-        int(k.split(".")[1]) for k, v in state.items() if k.startswith("features.") and k.endswith(".weight") and getattr(v, "ndim", 0) == 4
-    )
+    conv_idx = sorted(int(k.split(".")[1]) for k, v in state.items() if k.startswith("features.") and k.endswith(".weight") and getattr(v, "ndim", 0) == 4)
     arch = {13: "vgg16", 16: "vgg19"}.get(len(conv_idx))
     if arch is None:
         raise UserError(f"{path}: expected the 13 (VGG16) or 16 (VGG19) conv layers of a torchvision VGG, found {len(conv_idx)}")

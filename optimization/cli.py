@@ -64,7 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--iterations", type=int, default=d.iterations, help="optimizer iterations (per scale)")
     g.add_argument("--optimizer", choices=("lbfgs", "adam"), default=d.optimizer, help="L-BFGS converges in fewer iterations; Adam uses less memory")
     g.add_argument("--lr", type=float, default=argparse.SUPPRESS, help="step size: Adam's learning rate for pixels in [0, 1] (default: 0.02; L-BFGS: 1)")
-    g.add_argument("--history-size", type=int, default=d.history_size, help="L-BFGS history (memory: 2 x history x 3 x H x W float64 on the CPU: 630 MB at 512x512 with 50)")
+    g.add_argument(
+        "--history-size",
+        type=int,
+        default=d.history_size,
+        help="L-BFGS history (memory: 2 x history x 3 x H x W float64 on the CPU: 630 MB at 512x512 with 50)",
+    )
     g.add_argument("--init", default=d.init, help="starting image: content, noise, style, or an image FILE")
     g.add_argument("--seed", type=int, default=d.seed, help="random seed (noise init); same seed + same device = same output")
     add_device(g, d.device)
@@ -73,9 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("losses")
     g.add_argument("--content-weight", type=float, default=d.content_weight, help="weight of the content (feature) loss")
     g.add_argument("--style-weight", type=float, default=d.style_weight, help="weight of the style (Gram) loss: higher = more painting, less photo")
-    g.add_argument("--tv-weight", type=float, default=d.tv_weight, help="total-variation weight (smoothness); the TV term is ~0.1 where the others are ~1e5, so weights that matter are ~1e5-1e6")
     g.add_argument(
-        "--objective", choices=sorted(OBJECTIVES), default=DEFAULT_OBJECTIVE,
+        "--tv-weight",
+        type=float,
+        default=d.tv_weight,
+        help="total-variation weight (smoothness); the TV term is ~0.1 where the others are ~1e5, so weights that matter are ~1e5-1e6",
+    )
+    g.add_argument(
+        "--objective",
+        choices=sorted(OBJECTIVES),
+        default=DEFAULT_OBJECTIVE,
         help="the content and style layers with their weights, as the trainer names them (losses/objectives.py): "
         f"gatys = content {OBJECTIVES['gatys'].content_layers}, style {OBJECTIVES['gatys'].style_layers} "
         "(weights that balance the layers' magnitudes); johnson2016 = the fast nets' layers (default: %(default)s)",
@@ -88,9 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("style and colour")
     g.add_argument("--style-blend", type=_floats, default=None, metavar="W1,W2,...", help="one weight per style image (normalized); default equal")
     g.add_argument(
-        "--preserve-color", choices=("luminance", "histogram"), default=None,
-        help="keep the content's colours: luminance = transfer on luminance only (Gatys et al. 2016), "
-        "histogram = match colour histograms to the content",
+        "--preserve-color",
+        choices=("luminance", "histogram"),
+        default=None,
+        help="keep the content's colours: luminance = transfer on luminance only (Gatys et al. 2016), histogram = match colour histograms to the content",
     )
 
     g = p.add_argument_group("output")
@@ -114,13 +127,28 @@ def main(argv: list[str]) -> int:
     check_new(outputs, args.force, earlier=intermediate_files(args.output), inputs=[args.content, *args.styles])
 
     options = GatysOptions(
-        size=args.size, style_scale=args.style_scale, style_size=args.style_size, iterations=args.iterations,
-        optimizer=args.optimizer, lr=getattr(args, "lr", None), history_size=args.history_size, content_weight=args.content_weight,
-        style_weight=args.style_weight, tv_weight=args.tv_weight,
+        size=args.size,
+        style_scale=args.style_scale,
+        style_size=args.style_size,
+        iterations=args.iterations,
+        optimizer=args.optimizer,
+        lr=getattr(args, "lr", None),
+        history_size=args.history_size,
+        content_weight=args.content_weight,
+        style_weight=args.style_weight,
+        tv_weight=args.tv_weight,
         content_layers=args.content_layers or OBJECTIVES[args.objective].content_layers,
-        style_layers=args.style_layers or OBJECTIVES[args.objective].style_layers, pooling=args.pooling, init=args.init, seed=args.seed,
-        style_blend=args.style_blend, preserve_color=args.preserve_color, scales=args.scales,
-        save_every=args.save_every, device=args.device, bf16=args.bf16, vgg_weights=args.vgg_weights,
+        style_layers=args.style_layers or OBJECTIVES[args.objective].style_layers,
+        pooling=args.pooling,
+        init=args.init,
+        seed=args.seed,
+        style_blend=args.style_blend,
+        preserve_color=args.preserve_color,
+        scales=args.scales,
+        save_every=args.save_every,
+        device=args.device,
+        bf16=args.bf16,
+        vgg_weights=args.vgg_weights,
         progress=not args.quiet,
     )
     try:

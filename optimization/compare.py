@@ -254,7 +254,9 @@ def compare(
         return _run(content_arrs, style_arr, style_image, stylizer, model_path, iterations, device, o, out_dir, outputs)
 
 
-def _run(content_arrs, style_arr, style_image, stylizer: Stylizer, model_path, iterations, device, o: CompareOptions, out_dir: Path, outputs: RunOutputs) -> dict:
+def _run(
+    content_arrs, style_arr, style_image, stylizer: Stylizer, model_path, iterations, device, o: CompareOptions, out_dir: Path, outputs: RunOutputs
+) -> dict:
     """Both methods on every image, every output scored and saved; the report written last."""
     from stylecast.optimization.compare_report import draw_grid, draw_loss_plot, markdown_report
 
@@ -348,10 +350,24 @@ def _summarize(rows, meta, model_path, style_image, o: CompareOptions, settings,
     speedups = [r["speedup_at_equal_loss"] for r in rows if r["speedup_at_equal_loss"] and not r["speedup_is_lower_bound"]]
     return {
         "schema": SCHEMA_VERSION,
-        "model": {"file": model_path.name, "style_name": meta.get("style_name"), "recipe": meta.get("recipe"), "steps": meta.get("steps"), "backend": stylizer.backend, "providers": stylizer.providers},
+        "model": {
+            "file": model_path.name,
+            "style_name": meta.get("style_name"),
+            "recipe": meta.get("recipe"),
+            "steps": meta.get("steps"),
+            "backend": stylizer.backend,
+            "providers": stylizer.providers,
+        },
         "style_image": style_image.name,
-        "options": {"size": o.size, "iterations": sorted({int(k) for k in o.iterations}), "init": o.init, "device": o.device, "repeats": o.repeats, "seed": o.seed,
-                    "reused_optimizer_runs_from": str(o.reuse) if o.reuse else None},
+        "options": {
+            "size": o.size,
+            "iterations": sorted({int(k) for k in o.iterations}),
+            "init": o.init,
+            "device": o.device,
+            "repeats": o.repeats,
+            "seed": o.seed,
+            "reused_optimizer_runs_from": str(o.reuse) if o.reuse else None,
+        },
         "losses": settings,
         "machine": machine_info(torch.cuda.get_device_name(0) if torch.cuda.is_available() else None),
         "images": rows,
@@ -385,8 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="report folder (created)")
     p.add_argument("--models-dir", default=None, help=f"where style names are looked up (default: {MODELS_DIR_RULE})")
     p.add_argument("--size", type=int, default=CompareOptions.size, help="longer side of each image (default: 256)")
-    p.add_argument("--iterations", default=",".join(map(str, DEFAULT_ITERATIONS)), help="slow-optimizer checkpoints, comma-separated (default: 50,100,200,300,500)")
-    p.add_argument("--init", choices=("noise", "content"), default=CompareOptions.init, help="slow optimizer's starting image (default: noise, as in the paper)")
+    p.add_argument(
+        "--iterations", default=",".join(map(str, DEFAULT_ITERATIONS)), help="slow-optimizer checkpoints, comma-separated (default: 50,100,200,300,500)"
+    )
+    p.add_argument(
+        "--init", choices=("noise", "content"), default=CompareOptions.init, help="slow optimizer's starting image (default: noise, as in the paper)"
+    )
     add_device(p, help=f"torch device for the VGG and the optimizer: {DEVICE_HELP}")
     p.add_argument("--backend", choices=("ort", "openvino", "auto"), default="ort", help="runtime of the fast net (default: ort)")
     p.add_argument("--repeats", type=int, default=CompareOptions.repeats, help="timed runs of the fast net (median; default 3)")
@@ -394,8 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-style-mismatch", action="store_true", help="compare even if the style image is not the one the model records")
     add_force(p, "an earlier report in the output folder (its files are removed first)")
     add_quiet(p, "--no-progress")
-    p.add_argument("--reuse", metavar="DIR", help="take the optimizer's runs from an earlier compare folder with the same losses, "
-                   "photos, size, --init and --seed instead of running it again (for several nets of one objective)")
+    p.add_argument(
+        "--reuse",
+        metavar="DIR",
+        help="take the optimizer's runs from an earlier compare folder with the same losses, "
+        "photos, size, --init and --seed instead of running it again (for several nets of one objective)",
+    )
     return p
 
 
@@ -407,16 +431,31 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--iterations must be comma-separated integers, got {args.iterations!r}") from None
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     report = compare(
-        args.contents, args.style, args.style_image, args.output,
-        CompareOptions(size=args.size, iterations=iterations, init=args.init, device=args.device, backend=args.backend,
-                       repeats=args.repeats, seed=args.seed, allow_style_mismatch=args.allow_style_mismatch,
-                       overwrite=args.force, progress=not args.quiet, reuse=args.reuse),
+        args.contents,
+        args.style,
+        args.style_image,
+        args.output,
+        CompareOptions(
+            size=args.size,
+            iterations=iterations,
+            init=args.init,
+            device=args.device,
+            backend=args.backend,
+            repeats=args.repeats,
+            seed=args.seed,
+            allow_style_mismatch=args.allow_style_mismatch,
+            overwrite=args.force,
+            progress=not args.quiet,
+            reuse=args.reuse,
+        ),
         models_dir=args.models_dir,
     )
     s = report["summary"]
     match = f"{s['mean_match_iteration']:.0f}" if s["mean_match_iteration"] is not None else "not reached"
     speed = f"{s['mean_speedup_at_equal_loss']:.0f}x" if s["mean_speedup_at_equal_loss"] else "n/a"
-    print(f"{s['images']} image(s) at {args.size}px: net {s['mean_fast_seconds'] * 1000:.0f} ms/image; "
-          f"L-BFGS reaches the net's loss at iteration {match} on average ({s['matched']}/{s['images']} matched); "
-          f"speed ratio at equal loss {speed}. Report: {Path(args.output) / 'report.md'}")
+    print(
+        f"{s['images']} image(s) at {args.size}px: net {s['mean_fast_seconds'] * 1000:.0f} ms/image; "
+        f"L-BFGS reaches the net's loss at iteration {match} on average ({s['matched']}/{s['images']} matched); "
+        f"speed ratio at equal loss {speed}. Report: {Path(args.output) / 'report.md'}"
+    )
     return 0

@@ -12,7 +12,19 @@ from stylecast.images import array_to_pil
 
 TILE = 192  # px, the longer side of each grid tile
 LABEL_H = 18
-PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207), (0, 0, 0)]
+PALETTE = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+    (0, 0, 0),
+]
 
 
 def _font():
@@ -136,6 +148,10 @@ def markdown_report(report: dict) -> str:
         by_k = {s_["iterations"]: s_ for s_ in r["slow"]}
         cells = [_f(by_k[k]["losses"]["total"]) if k in by_k else "—" for k in o["iterations"]]
         ratio = _f(r["speedup_at_equal_loss"]) + ("× (lower bound: not matched)" if r["speedup_is_lower_bound"] else "×")
-        lines.append(f"| {r['name']} | {r['fast']['seconds'] * 1000:.1f} | {_f(r['fast']['losses']['total'])} | " + " | ".join(cells) + f" | {_f(r['match_iteration'])} | {ratio} |")
+        lines.append(
+            f"| {r['name']} | {r['fast']['seconds'] * 1000:.1f} | {_f(r['fast']['losses']['total'])} | "
+            + " | ".join(cells)
+            + f" | {_f(r['match_iteration'])} | {ratio} |"
+        )
     lines += ["", "![grid](grid.png)", "", "![loss vs time](loss_vs_time.png)", ""]
     return "\n".join(lines)

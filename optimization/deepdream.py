@@ -39,7 +39,17 @@ import torch.nn.functional as F
 from stylecast.losses.images import to_array, to_tensor
 from stylecast.losses.vgg import VGG, load_vgg
 from stylecast.optimization.common import (
-    ArgumentParser, ImageInput, RunOptions, add_run_arguments, check_image_output, check_layer, check_output, device, positive, read_image, run_options,
+    ArgumentParser,
+    ImageInput,
+    RunOptions,
+    add_run_arguments,
+    check_image_output,
+    check_layer,
+    check_output,
+    device,
+    positive,
+    read_image,
+    run_options,
 )
 from stylecast.optimization.gatys import min_side
 from stylecast.optimization.loop import Callback, optimize_pixels
@@ -309,7 +319,9 @@ def dream(
             progress=o.progress,
             desc=f"dream {hw[1]}x{hw[0]} (octave {k + 1}/{len(sizes)})",
         )
-        history += [{"octave": k, "height": hw[0], "width": hw[1], **row, "iteration": row["iteration"] + done, "time": row["time"] + elapsed} for row in result.history]
+        history += [
+            {"octave": k, "height": hw[0], "width": hw[1], **row, "iteration": row["iteration"] + done, "time": row["time"] + elapsed} for row in result.history
+        ]
         done += result.iterations
         elapsed += result.seconds
         x = result.image
@@ -371,9 +383,18 @@ def main(argv: list[str] | None = None) -> int:
     check_image_output(args, args.image, *([args.guide] if args.guide else []))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     options = DreamOptions(
-        layer=args.layer, channel=args.channel, guide=args.guide, guide_size=args.guide_size, size=args.size,
-        octaves=args.octaves, octave_scale=args.octave_scale, iterations=args.iterations, step=args.step,
-        jitter=args.jitter, tile=args.tile, **run_options(args),
+        layer=args.layer,
+        channel=args.channel,
+        guide=args.guide,
+        guide_size=args.guide_size,
+        size=args.size,
+        octaves=args.octaves,
+        octave_scale=args.octave_scale,
+        iterations=args.iterations,
+        step=args.step,
+        jitter=args.jitter,
+        tile=args.tile,
+        **run_options(args),
     )
     try:
         result = dream(args.image, options, output=args.output)

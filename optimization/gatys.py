@@ -167,7 +167,7 @@ def min_side(layers: Sequence[str]) -> int:
 
 def scale_sizes(size: int, scales: int) -> list[int]:
     """Longer sides of the coarse-to-fine runs: size/2^(scales-1), ..., size/2, size."""
-    return [max(1, round(size / 2 ** k)) for k in range(scales - 1, -1, -1)]
+    return [max(1, round(size / 2**k)) for k in range(scales - 1, -1, -1)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,8 +364,7 @@ def _run_scales(content_full, styles_full, layers, options: GatysOptions, vgg, c
             if min(arr.shape[:2]) < need:
                 hint = " (use fewer --scales)" if k < len(sizes) - 1 and what == "output" else ""
                 raise UserError(
-                    f"{what} image is {arr.shape[1]}x{arr.shape[0]} at this scale; the chosen VGG layers need at least "
-                    f"{need} px on the shorter side{hint}"
+                    f"{what} image is {arr.shape[1]}x{arr.shape[0]} at this scale; the chosen VGG layers need at least {need} px on the shorter side{hint}"
                 )
         run_sizes.append((h, w))
         content_at_size = content_img
@@ -391,7 +390,9 @@ def _run_scales(content_full, styles_full, layers, options: GatysOptions, vgg, c
             progress=options.progress,
             desc=f"gatys {w}x{h}" + (f" (scale {k + 1}/{len(sizes)})" if len(sizes) > 1 else ""),
         )
-        history += [{"scale": k, "height": h, "width": w, **row, "iteration": row["iteration"] + offset, "time": row["time"] + elapsed} for row in result.history]
+        history += [
+            {"scale": k, "height": h, "width": w, **row, "iteration": row["iteration"] + offset, "time": row["time"] + elapsed} for row in result.history
+        ]
         offset += result.iterations
         elapsed += result.seconds
         x = to_array(result.image)
@@ -428,7 +429,9 @@ def _describe(src: ImageInput) -> str:
     return f"array {tuple(src.shape)}" if isinstance(src, np.ndarray) else str(src)
 
 
-def write_report(path: str | os.PathLike, result: GatysResult, options: GatysOptions, content: ImageInput, styles: Sequence[ImageInput], *, outputs: RunOutputs | None = None) -> None:
+def write_report(
+    path: str | os.PathLike, result: GatysResult, options: GatysOptions, content: ImageInput, styles: Sequence[ImageInput], *, outputs: RunOutputs | None = None
+) -> None:
     opts = dataclasses.asdict(options)
     opts["style_blend"] = list(options.style_blend) if options.style_blend is not None else None
     payload = {

@@ -30,7 +30,18 @@ from stylecast.losses.functional import alpha_norm, content_loss, total_variatio
 from stylecast.losses.images import to_array, to_tensor
 from stylecast.losses.vgg import VGG, load_vgg
 from stylecast.optimization.common import (
-    ArgumentParser, ImageInput, RunOptions, add_run_arguments, check_image_output, check_layer, check_output, device, positive, psnr, read_image, run_options,
+    ArgumentParser,
+    ImageInput,
+    RunOptions,
+    add_run_arguments,
+    check_image_output,
+    check_layer,
+    check_output,
+    device,
+    positive,
+    psnr,
+    read_image,
+    run_options,
 )
 from stylecast.optimization.gatys import min_side
 from stylecast.optimization.loop import Callback, optimize_pixels
@@ -195,8 +206,15 @@ def main(argv: list[str] | None = None) -> int:
     check_image_output(args, args.image)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     options = InversionOptions(
-        layer=args.layer, size=args.size or None, iterations=args.iterations, optimizer=args.optimizer, lr=args.lr,
-        tv_weight=args.tv_weight, tv_exponent=args.tv_exponent, alpha_weight=args.alpha_weight, alpha=args.alpha,
+        layer=args.layer,
+        size=args.size or None,
+        iterations=args.iterations,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        tv_weight=args.tv_weight,
+        tv_exponent=args.tv_exponent,
+        alpha_weight=args.alpha_weight,
+        alpha=args.alpha,
         **run_options(args),
     )
     try:
@@ -207,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stylecast invert: interrupted after {result.iterations} steps; wrote the best image so far to {args.output}", file=sys.stderr)
         return 130
     h, w = result.image.shape[:2]
-    print(f"wrote {args.output} ({w}x{h}) from {args.layer} features, PSNR {result.psnr:.1f} dB against the input, "
-          f"{result.iterations} steps, {result.seconds:.1f} s")
+    print(
+        f"wrote {args.output} ({w}x{h}) from {args.layer} features, PSNR {result.psnr:.1f} dB against the input, "
+        f"{result.iterations} steps, {result.seconds:.1f} s"
+    )
     return 0

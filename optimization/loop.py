@@ -277,7 +277,12 @@ def _lbfgsb(x, evaluate, record, state, iterations, history_size, bounds) -> str
         box = Bounds(np.full(v0.size, bounds[0], np.float64), np.full(v0.size, bounds[1], np.float64))
     try:
         result = minimize(
-            fun, v0, jac=True, method="L-BFGS-B", bounds=box, callback=callback,
+            fun,
+            v0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=box,
+            callback=callback,
             # ftol/gtol 0: stop on the iteration count, not on scipy's tolerances (our losses are
             # means; their gradients are tiny in absolute terms and would end the run early).
             options={"maxiter": iterations, "maxcor": history_size, "ftol": 0.0, "gtol": 0.0, "maxfun": 20 * iterations + 20},

@@ -33,7 +33,17 @@ import torch.nn.functional as F
 
 from stylecast.losses.images import to_array
 from stylecast.losses.vgg import VGG, load_vgg
-from stylecast.optimization.common import ArgumentParser, RunOptions, add_run_arguments, check_image_output, check_layer, check_output, device, positive, run_options
+from stylecast.optimization.common import (
+    ArgumentParser,
+    RunOptions,
+    add_run_arguments,
+    check_image_output,
+    check_layer,
+    check_output,
+    device,
+    positive,
+    run_options,
+)
 from stylecast.optimization.gatys import min_side
 from stylecast.optimization.loop import Callback, optimize_pixels
 from stylecast.errors import UserError
@@ -257,8 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=d.size, help=f"side of the square image in px (default {d.size})")
     p.add_argument("--iterations", type=int, default=d.iterations, help=f"Adam steps (default {d.iterations})")
     p.add_argument("--lr", type=float, default=d.lr, help=f"Adam step size (default {d.lr})")
-    p.add_argument("--parameterization", choices=PARAMETERIZATIONS, default=d.parameterization,
-                   help="fourier (1/f-scaled spectrum, default) or pixel (for comparison; with --no-transforms the naive, high-frequency result)")
+    p.add_argument(
+        "--parameterization",
+        choices=PARAMETERIZATIONS,
+        default=d.parameterization,
+        help="fourier (1/f-scaled spectrum, default) or pixel (for comparison; with --no-transforms the naive, high-frequency result)",
+    )
     p.add_argument("--no-decorrelate", action="store_true", help="optimize plain RGB instead of decorrelated colour")
     p.add_argument("--decay-power", type=float, default=d.decay_power, help=f"spectrum scale 1/f^P (default {d.decay_power:g})")
     p.add_argument("--no-transforms", action="store_true", help="no random pad/jitter/scale/rotate")
@@ -271,9 +285,16 @@ def main(argv: list[str] | None = None) -> int:
     check_image_output(args)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     options = VisualizeOptions(
-        layer=args.layer, channel=args.channel, size=args.size, iterations=args.iterations, lr=args.lr,
-        parameterization=args.parameterization, decorrelate=not args.no_decorrelate, decay_power=args.decay_power,
-        transforms=not args.no_transforms, **run_options(args),
+        layer=args.layer,
+        channel=args.channel,
+        size=args.size,
+        iterations=args.iterations,
+        lr=args.lr,
+        parameterization=args.parameterization,
+        decorrelate=not args.no_decorrelate,
+        decay_power=args.decay_power,
+        transforms=not args.no_transforms,
+        **run_options(args),
     )
     try:
         result = visualize(options, output=args.output)
@@ -282,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     if result.interrupted:
         print(f"stylecast visualize: interrupted after {result.iterations} steps; wrote the best image so far to {args.output}", file=sys.stderr)
         return 130
-    print(f"wrote {args.output}: {args.layer} channel {args.channel} mean activation {result.activation:.1f} "
-          f"(random start: {result.activation_start:.1f}), {result.iterations} steps, {result.seconds:.1f} s")
+    print(
+        f"wrote {args.output}: {args.layer} channel {args.channel} mean activation {result.activation:.1f} "
+        f"(random start: {result.activation_start:.1f}), {result.iterations} steps, {result.seconds:.1f} s"
+    )
     return 0

@@ -85,8 +85,10 @@ def readme_rows(credits: list[dict]) -> list[str]:
         painting = meta["style_image"]
         if meta.get("styles"):
             names = [s["name"] for s in json.loads(meta["styles"])]
-            rows.append(f"| `{name}/…` | {len(names)} paintings in one network: {', '.join(names)} | {net}, conditional IN | "
-                        f"{meta['recipe']}, {meta.get('base_steps') or meta['steps']} + {meta['steps']} (added style) | [{name}.md](checkpoints/{name}.md) |")
+            rows.append(
+                f"| `{name}/…` | {len(names)} paintings in one network: {', '.join(names)} | {net}, conditional IN | "
+                f"{meta['recipe']}, {meta.get('base_steps') or meta['steps']} + {meta['steps']} (added style) | [{name}.md](checkpoints/{name}.md) |"
+            )
             continue
         if stem in PAINTINGS:
             title, artist, year = PAINTINGS[stem][:3]
@@ -108,8 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=320, help="longer side of each panel")
     p.add_argument("--per-row", type=int, default=4)
-    p.add_argument("--mix", action="append", default=[], metavar="A,B",
-                   help="a pair of styles of a multi-style model to show mixed (repeatable; default starry_night,the_scream and great_wave,composition_vii)")
+    p.add_argument(
+        "--mix",
+        action="append",
+        default=[],
+        metavar="A,B",
+        help="a pair of styles of a multi-style model to show mixed (repeatable; default starry_night,the_scream and great_wave,composition_vii)",
+    )
     a = p.parse_args(argv)
     out, credits, multi = gallery(a.size, a.per_row)
     update_readme(readme_rows(credits))

@@ -26,8 +26,7 @@ from stylecast.paintings import PAINTINGS as _PAINTINGS  # noqa: E402  (after th
 
 # file stem of the painting -> (title in Markdown italics, artist, year, medium, why it is public domain);
 # the table itself is stylecast/paintings.py, which the server's style listing reads too
-PAINTINGS = {stem: (f"*{p.title.split(' (')[0]}*" + (f" ({p.title.split(' (', 1)[1]}" if " (" in p.title else ""), *p[1:])
-             for stem, p in _PAINTINGS.items()}
+PAINTINGS = {stem: (f"*{p.title.split(' (')[0]}*" + (f" ({p.title.split(' (', 1)[1]}" if " (" in p.title else ""), *p[1:]) for stem, p in _PAINTINGS.items()}
 # Hand-written: what a person sees (looked at the validation grids and the gallery), per model.
 LOOKS = {
     "starry_night": "the painting's ultramarine and cobalt blues with yellow-green dabs and short curved strokes over the "
@@ -35,8 +34,7 @@ LOOKS = {
     "composition_vii": "small angular patches of orange, red, yellow, lilac and blue, edges traced in dark red and blue, "
     "like Kandinsky's canvas; objects recognizable. Style weight 0.4: its Gram matrices sit 2.5x farther from photos' "
     "than The Great Wave's (mean style loss 9.5e5 vs 3.8e5), so at 1 it would weigh like 2.5 on the others.",
-    "the_scream": "the sky's orange and red over the light areas, dark teal in the shadows, long wavy strokes; "
-    "objects recognizable, finer detail softened.",
+    "the_scream": "the sky's orange and red over the light areas, dark teal in the shadows, long wavy strokes; objects recognizable, finer detail softened.",
     "great_wave": "Prussian blue and cream, with the print's crest-line texture; the cat's eyes, nose and stripes stay sharp.",
     "great_wave_slim": "the painting's Prussian blue and cream palette and its crest-line texture over the whole photo; "
     "objects (the cat's eyes, nose and fur, a koala, berries) stay recognizable; on the cat it looks much like the full net.",
@@ -107,8 +105,9 @@ def compare_summary(report: Path) -> dict:
 
 
 def photos_arg(names: list[str]) -> str:
+    # photos/ = the project's test photos (not in the repository); the comment line above the command says so.
     every = sorted(p.name for p in (ROOT.parent / "shared" / "data" / "content").glob("*.jpg"))
-    return "../shared/data/content/*.jpg" if sorted(names) == every else " ".join(f"../shared/data/content/{n}" for n in names)
+    return "photos/*.jpg" if sorted(names) == every else " ".join(f"photos/{n}" for n in names)
 
 
 def training_precision(run: Path) -> str:
@@ -133,10 +132,14 @@ def steps_text(steps: int, recipe_file: str) -> str:
 
 def match_text(s: dict, o: dict) -> str:
     if s["matched"] and s["mean_speedup_at_equal_loss"]:
-        return (f"reached the net's loss in {s['matched']} of {s['images']} images, after {s['mean_match_iteration']:.0f} iterations on average "
-                f"(median {s['median_match_iteration']:.0f}); at equal loss the net was {s['mean_speedup_at_equal_loss']:.0f}x faster")
-    return (f"did not reach the net's loss within {max(o['iterations'])} iterations on any image (speed-up at equal loss: more than "
-            f"{max(o['iterations']) * s['mean_slow_seconds_per_iteration'] / s['mean_fast_seconds']:.0f}x)")
+        return (
+            f"reached the net's loss in {s['matched']} of {s['images']} images, after {s['mean_match_iteration']:.0f} iterations on average "
+            f"(median {s['median_match_iteration']:.0f}); at equal loss the net was {s['mean_speedup_at_equal_loss']:.0f}x faster"
+        )
+    return (
+        f"did not reach the net's loss within {max(o['iterations'])} iterations on any image (speed-up at equal loss: more than "
+        f"{max(o['iterations']) * s['mean_slow_seconds_per_iteration'] / s['mean_fast_seconds']:.0f}x)"
+    )
 
 
 def steps_in_all(meta: dict, steps_row: str) -> str:
@@ -159,8 +162,10 @@ def flicker_text(onnx_path: Path) -> str:
     s = Stylizer(onnx_path, backend="ort")
     per = [measure(lambda f: s(f), load_image(SHARED / n, 480), MOTIONS, frames=6, size=FRAME) for n in PHOTOS]
     mean = {k: float(np.mean([m[k] for m in per])) for k in per[0]}
-    return (", ".join(f"{k} {v:.2f}" for k, v in mean.items()) +
-            f" (8-bit levels of warping error; mean of {' and '.join(PHOTOS)}; `python -m benchmarks --only flicker` has every model and the peer)")
+    return (
+        ", ".join(f"{k} {v:.2f}" for k, v in mean.items())
+        + f" (8-bit levels of warping error; mean of {' and '.join(PHOTOS)}; `python -m benchmarks --only flicker` has every model and the peer)"
+    )
 
 
 def card(name: str, run: Path, compare: Path, compare_content: Path | None = None) -> str:
@@ -170,7 +175,8 @@ def card(name: str, run: Path, compare: Path, compare_content: Path | None = Non
     f = onnx_facts(onnx_path)
     meta = f["meta"]
     painting = Path(meta["style_image"]).stem
-    title, artist, year, medium, why = PAINTINGS[painting]
+    title, artist, year, medium, why, _ = PAINTINGS[painting]
+    source = PAINTINGS[painting].source
     steps = int(meta["steps"])
     ckpt = run / "checkpoints" / f"step-{steps:06d}.ckpt"
     val_step, val = validation_losses(run)
@@ -185,19 +191,32 @@ def card(name: str, run: Path, compare: Path, compare_content: Path | None = Non
     matched = match_text(s, o)
     rows = [
         ("painting", f"{title}, {artist}, {year}, {medium}"),
-        ("public domain", f"{why}. The image file is not in this repository: `../shared/data/styles/{meta['style_image']}` (see its SOURCES.md)"),
-        ("network", f"`{meta['architecture']}`: the {kind}, {f['params'] / 1e6:.2f} M parameters, {f['mb']:.1f} MB ONNX, {meta['precision']} compute" + (", weights stored in fp16 (`--fp16-weights`)" if meta.get("weight_storage") == "fp16" else "")),
-        ("recipe", f"`{recipe_file}` (crops {meta.get('image_size')}², style image at {meta.get('style_size')} px, content {meta['content_layers']} ×{meta['content_weight']}, "
-         f"style {meta['style_layers']} ×{meta['style_weight']}, TV ×{meta['tv_weight']}"
-         + (f", stability loss ×{meta['stability_weight']}" if meta.get("stability_weight") else "") + f", {training_precision(run)}, on the CPU: no GPU was lent to this project)"),
-        ("data", f"the {photos} photos of `../shared/data/get-training-photos.sh`"),
+        ("public domain", f"{why}. The image file is not in this repository: {source}, resized to at most 1024 px"),
+        (
+            "network",
+            f"`{meta['architecture']}`: the {kind}, {f['params'] / 1e6:.2f} M parameters, {f['mb']:.1f} MB ONNX, {meta['precision']} compute"
+            + (", weights stored in fp16 (`--fp16-weights`)" if meta.get("weight_storage") == "fp16" else ""),
+        ),
+        (
+            "recipe",
+            f"`{recipe_file}` (crops {meta.get('image_size')}², style image at {meta.get('style_size')} px, content {meta['content_layers']} ×{meta['content_weight']}, "
+            f"style {meta['style_layers']} ×{meta['style_weight']}, TV ×{meta['tv_weight']}"
+            + (f", stability loss ×{meta['stability_weight']}" if meta.get("stability_weight") else "")
+            + f", {training_precision(run)}, on the CPU: no GPU was lent to this project)",
+        ),
+        ("data", f"the {photos} photos `scripts/get-training-photos.sh DIR` takes from Debian packages"),
         ("steps", steps_in_all(meta, steps_text(steps, recipe_file))),
         ("wall time, hardware", f"{minutes:.0f} min ({span}) on {m['cores']} CPU cores ({m['cpu']}, no GPU); load average at the end (1/5/15 min): {loads}"),
-        (f"losses at step {val_step} (validation: 4 photos held out of training, at 256²)", f"content {val['content']:.3g}, style {val['style']:.3g}, TV {val['tv']:.3g}, total {val['total']:.3g}"),
+        (
+            f"losses at step {val_step} (validation: 4 photos held out of training, at 256²)",
+            f"content {val['content']:.3g}, style {val['style']:.3g}, TV {val['tv']:.3g}, total {val['total']:.3g}",
+        ),
         ("export parity", "ORT vs torch max abs diff " + ", ".join(f"{k}: {v:.1e}" for k, v in par.items()) + f" (bound {parity_bound(meta):.0e})"),
-        (f"comparison with the slow optimizer ({s['images']} held-out photos at {o['size']} px)",
-         f"`stylecast compare` (L-BFGS from {o['init']}, checkpoints {','.join(map(str, o['iterations']))}): the net takes {s['mean_fast_seconds'] * 1000:.0f} ms per image "
-         f"(ONNX Runtime, CPU), the optimizer {s['mean_slow_seconds_per_iteration']:.2f} s per iteration; the optimizer {matched}. Mean total loss of the net: {s['mean_fast_total']:.3g}"),
+        (
+            f"comparison with the slow optimizer ({s['images']} held-out photos at {o['size']} px)",
+            f"`stylecast compare` (L-BFGS from {o['init']}, checkpoints {','.join(map(str, o['iterations']))}): the net takes {s['mean_fast_seconds'] * 1000:.0f} ms per image "
+            f"(ONNX Runtime, CPU), the optimizer {s['mean_slow_seconds_per_iteration']:.2f} s per iteration; the optimizer {matched}. Mean total loss of the net: {s['mean_fast_total']:.3g}",
+        ),
     ]
     rows.append(("flicker (frames stylized one by one, synthetic camera motion)", flicker_text(onnx_path)))
     if compare_content is not None:
@@ -213,7 +232,8 @@ def card(name: str, run: Path, compare: Path, compare_content: Path | None = Non
         "",
         "```bash",
         f"scripts/train_shipped.sh {name}    # trains runs/{name}, exports checkpoints/{name}.onnx",
-        f"stylecast compare {photos_arg(cmp['images'])} --style {name} --style-image ../shared/data/styles/{meta['style_image']} --size {o['size']} --iterations {','.join(map(str, o['iterations']))} -o runs/compare/{name}",
+        "# photos/: the project's test photos (scikit-image and Debian packages, CC0/CC-BY); paintings/: the file above",
+        f"stylecast compare {photos_arg(cmp['images'])} --style {name} --style-image paintings/{meta['style_image']} --size {o['size']} --iterations {','.join(map(str, o['iterations']))} -o runs/compare/{name}",
         f"python scripts/model_card.py {name}",
         "```",
     ]
@@ -227,7 +247,9 @@ def main() -> None:
     p.add_argument("name")
     p.add_argument("--run", type=Path, help="run folder (default runs/NAME)")
     p.add_argument("--compare", type=Path, help="compare report.json (default runs/compare/NAME/report.json)")
-    p.add_argument("--compare-content", type=Path, help="compare report.json of a --init content run (default runs/compare/NAME_content/report.json, if present)")
+    p.add_argument(
+        "--compare-content", type=Path, help="compare report.json of a --init content run (default runs/compare/NAME_content/report.json, if present)"
+    )
     a = p.parse_args()
     run = a.run or ROOT / "runs" / a.name
     report = a.compare or ROOT / "runs" / "compare" / a.name / "report.json"

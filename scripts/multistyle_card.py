@@ -71,8 +71,13 @@ def style_losses(model: Path, weights: dict[str, float] | None, photos: list[Pat
     stylizer = Stylizer(model, backend="ort", device="cpu")
     if weights is not None:
         stylizer = stylizer.with_style(weights)
-    loss = PerceptualLoss(meta["content_layers"], meta["style_layers"], content_weight=float(meta["content_weight"]),
-                          style_weight=style_weight, tv_weight=float(meta["tv_weight"]))
+    loss = PerceptualLoss(
+        meta["content_layers"],
+        meta["style_layers"],
+        content_weight=float(meta["content_weight"]),
+        style_weight=style_weight,
+        tv_weight=float(meta["tv_weight"]),
+    )
     loss.set_style(load_tensor(style_image, int(meta.get("style_size") or 256)))
     sums = {"content": 0.0, "style": 0.0, "total": 0.0}
     for p in photos:
@@ -89,8 +94,10 @@ def style_losses(model: Path, weights: dict[str, float] | None, photos: list[Pat
 def per_style_table(model: Path, meta: dict, styles: list[dict], photos: list[Path], styles_dir: Path) -> tuple[list[str], list[float], list[float]]:
     from stylecast.inference.stylizer import Stylizer
 
-    lines = ["| style | painting | multi: content | multi: style | single-style net | single: content | single: style | content | style |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| style | painting | multi: content | multi: style | single-style net | single: content | single: style | content | style |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     dc, ds = [], []
     sw = float(meta["style_weight"])
     for s in styles:
@@ -123,16 +130,31 @@ def base_measurement(base_run: Path, scratch_run: Path, style: str, batch: int, 
     reached = next(((s, v) for s, v in base if v <= target), None)
     t_base, t_scratch = step_times or (seconds_per_step(base_run, batch), seconds_per_step(scratch_run, batch))
     first_scratch = next(s for s, v in scratch if v <= target)
-    out = {"target": target, "scratch_steps": first_scratch, "scratch_final_step": target_step,
-           "scratch_s_per_step": t_scratch, "base_s_per_step": t_base, "base_curve": base, "scratch_curve": scratch}
+    out = {
+        "target": target,
+        "scratch_steps": first_scratch,
+        "scratch_final_step": target_step,
+        "scratch_s_per_step": t_scratch,
+        "base_s_per_step": t_base,
+        "base_curve": base,
+        "scratch_curve": scratch,
+    }
     if reached:
-        out.update(base_steps=reached[0], base_value=reached[1],
-                   ratio=(reached[0] * t_base) / (first_scratch * t_scratch))
+        out.update(base_steps=reached[0], base_value=reached[1], ratio=(reached[0] * t_base) / (first_scratch * t_scratch))
     return out
 
 
-def card(name: str, run: Path, base_run: Path | None, scratch_run: Path | None, photos_dir: Path, styles_dir: Path, mix: str | None,
-         step_times: tuple[float, float] | None = None, step_times_note: str = "") -> str:
+def card(
+    name: str,
+    run: Path,
+    base_run: Path | None,
+    scratch_run: Path | None,
+    photos_dir: Path,
+    styles_dir: Path,
+    mix: str | None,
+    step_times: tuple[float, float] | None = None,
+    step_times_note: str = "",
+) -> str:
     from benchmarks.common import machine_info
     from stylecast.training.export import load_checkpoint, parity
 
@@ -155,20 +177,41 @@ def card(name: str, run: Path, base_run: Path | None, scratch_run: Path | None, 
     per_style = sum(p.shape[-1] for p in net.style_parameters())  # γ and β tables: one row per style
     rows = [
         ("styles", f"{len(styles)}: " + ", ".join(f"`{s['name']}`" for s in styles)),
-        ("network", f"`{meta['architecture']}`: conditional instance norm (Dumoulin et al. 2017), {f['params'] / 1e6:.2f} M parameters "
-         f"({per_style:,} per style), {f['mb']:.1f} MB ONNX, inputs `{INPUT_NAME}` and `{STYLE_WEIGHTS_NAME}` (one weight per style: one-hot or a mix)"),
-        ("recipe", f"`training/configs/{meta['recipe']}.yaml` (crops {meta.get('image_size')}², style images at {meta.get('style_size')} px, content {meta['content_layers']}, "
-         f"style {meta['style_layers']} ×{meta['style_weight']} × each style's factor ({factors}), TV ×{meta['tv_weight']}, {training_precision(run)}; on the CPU: no GPU was lent to this project)"),
-        ("steps", f"{base_step} for the {len(styles) - (1 if base_run else 0)} base styles"
-         + (f" (warm-started from `{Path(str(base_hp['init_from'])).name}`, {base_hp.get('init_steps')} steps: its γ, β in every style's row)" if base_hp.get("init_from") else "")
-         + (f"; then {steps} steps training only the added style's γ, β (`--base`)" if base_run else "")),
-        ("wall time, hardware", f"{minutes:.0f} min for the base ({span}; load average at the end {loads})" + (
-            f", {wall_time(base_run)[0]:.0f} min for the added style" if base_run else "") + f", on {m['cores']} CPU cores ({m['cpu']}, no GPU)"),
+        (
+            "network",
+            f"`{meta['architecture']}`: conditional instance norm (Dumoulin et al. 2017), {f['params'] / 1e6:.2f} M parameters "
+            f"({per_style:,} per style), {f['mb']:.1f} MB ONNX, inputs `{INPUT_NAME}` and `{STYLE_WEIGHTS_NAME}` (one weight per style: one-hot or a mix)",
+        ),
+        (
+            "recipe",
+            f"`training/configs/{meta['recipe']}.yaml` (crops {meta.get('image_size')}², style images at {meta.get('style_size')} px, content {meta['content_layers']}, "
+            f"style {meta['style_layers']} ×{meta['style_weight']} × each style's factor ({factors}), TV ×{meta['tv_weight']}, {training_precision(run)}; on the CPU: no GPU was lent to this project)",
+        ),
+        (
+            "steps",
+            f"{base_step} for the {len(styles) - (1 if base_run else 0)} base styles"
+            + (
+                f" (warm-started from `{Path(str(base_hp['init_from'])).name}`, {base_hp.get('init_steps')} steps: its γ, β in every style's row)"
+                if base_hp.get("init_from")
+                else ""
+            )
+            + (f"; then {steps} steps training only the added style's γ, β (`--base`)" if base_run else ""),
+        ),
+        (
+            "wall time, hardware",
+            f"{minutes:.0f} min for the base ({span}; load average at the end {loads})"
+            + (f", {wall_time(base_run)[0]:.0f} min for the added style" if base_run else "")
+            + f", on {m['cores']} CPU cores ({m['cpu']}, no GPU)",
+        ),
         ("export parity", f"ORT vs torch, per style and for a mix at 256² and 480×640: max abs diff {worst:.1e} (bound {parity_bound(meta):.0e})"),
     ]
     if dc:
-        rows.append(("vs single-style nets (mean over the styles that have one)",
-                     f"content {np.mean(dc):+.1%}, style {np.mean(ds):+.1%} (Dumoulin et al.: content +8.7 %, style −8.9 %); per style below"))
+        rows.append(
+            (
+                "vs single-style nets (mean over the styles that have one)",
+                f"content {np.mean(dc):+.1%}, style {np.mean(ds):+.1%} (Dumoulin et al.: content +8.7 %, style −8.9 %); per style below",
+            )
+        )
     lines = [f"# {name} ({len(styles)} styles in one network)", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     lines += ["", f"## Per style, on {', '.join(COMPARE_PHOTOS)} at 256 px (photos no recipe saw; the model's objective; 8-bit outputs)", ""]
@@ -177,18 +220,29 @@ def card(name: str, run: Path, base_run: Path | None, scratch_run: Path | None, 
         added = styles[-1]["name"]
         b = base_measurement(base_run, scratch_run, added, batch=4, step_times=step_times)
         lines += ["", f"## A new style from the base (`--base`): `{added}`", ""]
-        lines.append(f"The single-style net trained from scratch with the same recipe reached a validation loss of {b['target']:.4g} "
-                     f"after {b['scratch_final_step']} steps (first at or below it: step {b['scratch_steps']}); at "
-                     f"{b['scratch_s_per_step']:.2f} s per training step that is {b['scratch_steps'] * b['scratch_s_per_step'] / 60:.1f} min of training.")
+        lines.append(
+            f"The single-style net trained from scratch with the same recipe reached a validation loss of {b['target']:.4g} "
+            f"after {b['scratch_final_step']} steps (first at or below it: step {b['scratch_steps']}); at "
+            f"{b['scratch_s_per_step']:.2f} s per training step that is {b['scratch_steps'] * b['scratch_s_per_step'] / 60:.1f} min of training."
+        )
         if "base_steps" in b:
-            lines.append(f"Training only the new γ, β on the frozen base reached {b['base_value']:.4g} at step {b['base_steps']}, at "
-                         f"{b['base_s_per_step']:.2f} s per step: {b['base_steps'] * b['base_s_per_step'] / 60:.1f} min, "
-                         f"**{b['ratio']:.2f}× the time** (target ≤ 0.2×). {step_times_note or 'Step times: each run’s median logged throughput (validation excluded).'}")
+            lines.append(
+                f"Training only the new γ, β on the frozen base reached {b['base_value']:.4g} at step {b['base_steps']}, at "
+                f"{b['base_s_per_step']:.2f} s per step: {b['base_steps'] * b['base_s_per_step'] / 60:.1f} min, "
+                f"**{b['ratio']:.2f}× the time** (target ≤ 0.2×). {step_times_note or 'Step times: each run’s median logged throughput (validation excluded).'}"
+            )
         else:
-            lines.append(f"Training only the new γ, β did **not** reach it within {b['base_curve'][-1][0]} steps (best {min(v for _, v in b['base_curve']):.4g}, "
-                         f"{min(v for _, v in b['base_curve']) / b['target'] - 1:+.1%}). {step_times_note}")
-        lines += ["", "Time to reach each new best validation loss of the `--base` run (training time: steps × each run's step time):", "",
-                  "| `--base` step | its val total | scratch: first step at or below it | time ratio `--base` / scratch |", "|---|---|---|---|"]
+            lines.append(
+                f"Training only the new γ, β did **not** reach it within {b['base_curve'][-1][0]} steps (best {min(v for _, v in b['base_curve']):.4g}, "
+                f"{min(v for _, v in b['base_curve']) / b['target'] - 1:+.1%}). {step_times_note}"
+            )
+        lines += [
+            "",
+            "Time to reach each new best validation loss of the `--base` run (training time: steps × each run's step time):",
+            "",
+            "| `--base` step | its val total | scratch: first step at or below it | time ratio `--base` / scratch |",
+            "|---|---|---|---|",
+        ]
         best = float("inf")
         for s, v in b["base_curve"]:
             if v >= best:  # a loss it had already reached (validation is noisy): reached earlier
@@ -214,12 +268,16 @@ def main() -> None:
     p.add_argument("--photos", type=Path, default=ROOT.parent / "shared" / "data" / "content")
     p.add_argument("--styles-dir", type=Path, default=ROOT.parent / "shared" / "data" / "styles")
     p.add_argument("--mix", help="a mix to cite in the card")
-    p.add_argument("--step-times", type=float, nargs=2, metavar=("BASE_S", "SCRATCH_S"),
-                   help="seconds per step of a --base and a scratch run measured side by side (default: from the runs' logs)")
+    p.add_argument(
+        "--step-times",
+        type=float,
+        nargs=2,
+        metavar=("BASE_S", "SCRATCH_S"),
+        help="seconds per step of a --base and a scratch run measured side by side (default: from the runs' logs)",
+    )
     p.add_argument("--step-times-note", default="", help="how --step-times were measured (printed in the card)")
     a = p.parse_args()
-    text = card(a.name, a.run, a.base_run, a.scratch_run, a.photos, a.styles_dir, a.mix,
-                tuple(a.step_times) if a.step_times else None, a.step_times_note)
+    text = card(a.name, a.run, a.base_run, a.scratch_run, a.photos, a.styles_dir, a.mix, tuple(a.step_times) if a.step_times else None, a.step_times_note)
     out = ROOT / "checkpoints" / f"{a.name}.md"
     out.write_text(text)
     print(f"wrote {out.relative_to(ROOT)}")

@@ -116,13 +116,17 @@ def render(p: dict) -> str:
     for run, points in p["runs"].items():
         for q in points:
             rows.append([run, q["step"] + q["init_steps"], f"{q['wall_min']:.0f}", " / ".join(f"{m:.1f}" for m in q["mean_match"])])
-    return "\n".join([
-        machine_line(p["machine"]), "",
-        f"`python scripts/quality_vs_time.py`: each checkpoint's net scored on {', '.join(p['photos'])} at the compare report's size "
-        f"and looked up in the L-BFGS-B curves of the reports ({'; '.join(labels)}); mean match iteration (an unmatched photo counts as "
-        f"{p['cap']}). Wall minutes under the load of the time (1-min load average when scored: {p['load_avg'][0]:.1f}). {p.get('note', '')}", "",
-        markdown_table(["run", "steps in all", "wall min", "mean match iteration (" + " / ".join(labels) + ")"], rows),
-    ])
+    return "\n".join(
+        [
+            machine_line(p["machine"]),
+            "",
+            f"`python scripts/quality_vs_time.py`: each checkpoint's net scored on {', '.join(p['photos'])} at the compare report's size "
+            f"and looked up in the L-BFGS-B curves of the reports ({'; '.join(labels)}); mean match iteration (an unmatched photo counts as "
+            f"{p['cap']}). Wall minutes under the load of the time (1-min load average when scored: {p['load_avg'][0]:.1f}). {p.get('note', '')}",
+            "",
+            markdown_table(["run", "steps in all", "wall min", "mean match iteration (" + " / ".join(labels) + ")"], rows),
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,8 +153,15 @@ def main(argv: list[str] | None = None) -> int:
             points.append(row)
         results[run.name] = points
     reference = {r["model"]["file"] + f" ({r['options']['init']})": r["summary"] for r in reports}
-    payload = {"runs": results, "reports": [str(r) for r in a.report], "reference": reference, "cap": cap,
-               "photos": [r["name"] for r in reports[0]["images"]], "machine": machine_info(), "load_avg": os.getloadavg()}
+    payload = {
+        "runs": results,
+        "reports": [str(r) for r in a.report],
+        "reference": reference,
+        "cap": cap,
+        "photos": [r["name"] for r in reports[0]["images"]],
+        "machine": machine_info(),
+        "load_avg": os.getloadavg(),
+    }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n")
     draw(results, cap, a.out.with_suffix(".png"))

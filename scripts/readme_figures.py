@@ -91,15 +91,33 @@ def make_visualization(vgg, size: int, iterations: int, bf16: bool) -> dict:
         r = visualize(layer=layer, channel=channel, size=size, iterations=iterations, vgg=vgg, bf16=bf16, seed=0, progress=True)
         seconds = time.perf_counter() - t
         print(f"visualize {layer}:{channel}: {r.activation_start:.1f} -> {r.activation:.1f}, {seconds:.0f} s", file=sys.stderr)
-        rows.append({"layer": layer, "channel": channel, "activation_start": round(r.activation_start, 2), "activation": round(r.activation, 2), "seconds": round(seconds, 1)})
+        rows.append(
+            {
+                "layer": layer,
+                "channel": channel,
+                "activation_start": round(r.activation_start, 2),
+                "activation": round(r.activation, 2),
+                "seconds": round(seconds, 1),
+            }
+        )
         panels.append((r.image, f"{layer}:{channel}"))
     # the same channel the naive way (pixels, no transforms), for contrast
     layer, channel = CHANNELS[1]
     t = time.perf_counter()
-    r = visualize(layer=layer, channel=channel, size=size, iterations=iterations, vgg=vgg, bf16=bf16, seed=0, progress=True,
-                  parameterization="pixel", transforms=False)
-    rows.append({"layer": layer, "channel": channel, "parameterization": "pixel", "transforms": False, "activation_start": round(r.activation_start, 2),
-                 "activation": round(r.activation, 2), "seconds": round(time.perf_counter() - t, 1)})
+    r = visualize(
+        layer=layer, channel=channel, size=size, iterations=iterations, vgg=vgg, bf16=bf16, seed=0, progress=True, parameterization="pixel", transforms=False
+    )
+    rows.append(
+        {
+            "layer": layer,
+            "channel": channel,
+            "parameterization": "pixel",
+            "transforms": False,
+            "activation_start": round(r.activation_start, 2),
+            "activation": round(r.activation, 2),
+            "seconds": round(time.perf_counter() - t, 1),
+        }
+    )
     panels.append((r.image, f"{layer}:{channel} naive"))
     for entry, (image, _) in zip(rows, panels):
         entry["high_frequency_share"] = round(high_frequency_share(image), 3)

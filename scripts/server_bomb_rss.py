@@ -98,10 +98,14 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.monotonic() - start
         after = peak_rss_mb(proc.pid)
         time.sleep(1.0)
-        print(f"{args.bombs} x PNG {args.side}x{args.side} ({len(data) / 1024:.0f} KB, {args.side ** 2 / 1e6:.1f} MPix), style {style}, "
-              f"server {' '.join(extra)}: answers {sorted(codes)}, wall {wall:.1f} s")
-        print(f"RSS before {resident:.0f} MB (peak so far {before:.0f} MB); peak during {after:.0f} MB (+{after - before:.0f} MB); "
-              f"RSS after {rss_mb(proc.pid):.0f} MB")
+        print(
+            f"{args.bombs} x PNG {args.side}x{args.side} ({len(data) / 1024:.0f} KB, {args.side**2 / 1e6:.1f} MPix), style {style}, "
+            f"server {' '.join(extra)}: answers {sorted(codes)}, wall {wall:.1f} s"
+        )
+        print(
+            f"RSS before {resident:.0f} MB (peak so far {before:.0f} MB); peak during {after:.0f} MB (+{after - before:.0f} MB); "
+            f"RSS after {rss_mb(proc.pid):.0f} MB"
+        )
     finally:
         proc.terminate()
         proc.wait(60)

@@ -44,8 +44,7 @@ def npm_ci() -> None:
     npm = shutil.which("npm")
     if npm is None:
         raise BuildError("npm is not installed (Node.js 18+ brings it)")
-    done = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT,
-                          capture_output=True, text=True)
+    done = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise BuildError(f"npm ci failed ({last})")
@@ -73,8 +72,13 @@ def copy_runtime(version: str, dest: Path = RUNTIME_DIR) -> dict:
     for name in FILES:
         shutil.copyfile(src / "dist" / name, dest / name)
         files[name] = {"bytes": (dest / name).stat().st_size, "sha256": sha256(dest / name)}
-    manifest = {"package": PACKAGE, "version": version, "license": "MIT (Copyright (c) Microsoft Corporation)",
-                "source": "the npm registry, checked against package-lock.json by npm ci", "files": files}
+    manifest = {
+        "package": PACKAGE,
+        "version": version,
+        "license": "MIT (Copyright (c) Microsoft Corporation)",
+        "source": "the npm registry, checked against package-lock.json by npm ci",
+        "files": files,
+    }
     tmp = dest / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     tmp.replace(dest / MANIFEST)

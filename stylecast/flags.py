@@ -17,6 +17,7 @@ import re
 
 from stylecast.errors import UserError
 
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse whose usage errors are UserErrors: the dispatcher prints them as one line
     (`stylecast NAME: error: ...`) and exits 2, like every other bad input."""

@@ -136,8 +136,9 @@ def temporal_std(frames: Sequence[np.ndarray]) -> float:
     return float(np.std(np.stack(frames).astype(np.float64), axis=0).mean() * 255.0)
 
 
-def measure(stylize: Stylize, photo: np.ndarray, motions: Sequence[Motion] = MOTIONS, frames: int = 8,
-            size: tuple[int, int] = (240, 320), seed: int = 0) -> dict[str, float]:
+def measure(
+    stylize: Stylize, photo: np.ndarray, motions: Sequence[Motion] = MOTIONS, frames: int = 8, size: tuple[int, int] = (240, 320), seed: int = 0
+) -> dict[str, float]:
     """{motion name: warping error (levels)} and, for noise motions, `NAME amplification` (out/in std)."""
     out: dict[str, float] = {}
     for motion in motions:

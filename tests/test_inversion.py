@@ -66,8 +66,10 @@ def test_low_layer_reconstructs_closely_deep_layer_less(vgg, make_image):
 @pytest.mark.slow
 def test_psnr_falls_layer_by_layer(vgg, shared_data):
     photo = load_image(shared_data / "content" / "chelsea_cat.jpg", 96)
-    values = [invert(photo, layer=layer, size=None, iterations=150, vgg=vgg, progress=False, device="cpu").psnr
-              for layer in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")]
+    values = [
+        invert(photo, layer=layer, size=None, iterations=150, vgg=vgg, progress=False, device="cpu").psnr
+        for layer in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    ]
     assert values == sorted(values, reverse=True), values
 
 

@@ -19,8 +19,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # package -> folder (pyproject's package-dir)
-FOLDERS = {"stylecast": "stylecast", "stylecast.losses": "losses", "stylecast.training": "training",
-           "stylecast.optimization": "optimization", "stylecast.inference": "inference", "stylecast.checkpoints": "checkpoints"}
+FOLDERS = {
+    "stylecast": "stylecast",
+    "stylecast.losses": "losses",
+    "stylecast.training": "training",
+    "stylecast.optimization": "optimization",
+    "stylecast.inference": "inference",
+    "stylecast.checkpoints": "checkpoints",
+}
 LAYERS = ("stylecast.losses", "stylecast.training", "stylecast.optimization", "stylecast.inference", "stylecast.checkpoints")
 ALLOWED = {
     "core": {"core"},
@@ -80,8 +86,15 @@ def project_edges() -> dict[str, set[str]]:
 
 def test_every_floor_is_found():
     mods = modules()
-    assert {"stylecast.cli", "stylecast.images", "stylecast.losses.vgg", "stylecast.training.export",
-            "stylecast.optimization.compare", "stylecast.inference.registry", "stylecast.inference.demo"} <= set(mods)
+    assert {
+        "stylecast.cli",
+        "stylecast.images",
+        "stylecast.losses.vgg",
+        "stylecast.training.export",
+        "stylecast.optimization.compare",
+        "stylecast.inference.registry",
+        "stylecast.inference.demo",
+    } <= set(mods)
     assert "stylecast.demo" not in mods  # the demo needs inference: it lives there
 
 
@@ -118,7 +131,7 @@ def test_no_import_cycles():
     def visit(node: str, stack: list[str], on_stack: set[str], done: set[str]) -> None:
         for nxt in sorted(edges[node]):
             if nxt in on_stack:
-                cycles.add(frozenset(stack[stack.index(nxt):]))
+                cycles.add(frozenset(stack[stack.index(nxt) :]))
             elif nxt not in done:
                 stack.append(nxt)
                 on_stack.add(nxt)

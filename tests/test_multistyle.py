@@ -262,8 +262,7 @@ def test_a_single_style_net_warm_starts_every_style_of_a_multi_style_run(paintin
     # (C,) vector, so before training each style reproduces the single-style net exactly.
     single = textured_net(0.25, 1, seed=3)
     ckpt = fake_checkpoint(tmp_path / "single.ckpt", single)
-    module = StyleTransferModule(style_image=str(paintings), init_from=str(ckpt), style_size=64, image_size=32,
-                                 width=0.25, residual_blocks=1)
+    module = StyleTransferModule(style_image=str(paintings), init_from=str(ckpt), style_size=64, image_size=32, width=0.25, residual_blocks=1)
     module.setup("fit")
     n = module.net.n_styles
     assert n == 2  # blobs, stripes
@@ -326,7 +325,9 @@ def painters(tmp_path_factory) -> Path:
     """painters.onnx: three_style_net() exported from a checkpoint (parity checked)."""
     folder = tmp_path_factory.mktemp("painters")
     ckpt = folder / "painters.ckpt"
-    torch.save({"state_dict": {f"net.{k}": v for k, v in three_style_net().state_dict().items()}, "hyper_parameters": three_style_hparams(), "global_step": 50}, ckpt)
+    torch.save(
+        {"state_dict": {f"net.{k}": v for k, v in three_style_net().state_dict().items()}, "hyper_parameters": three_style_hparams(), "global_step": 50}, ckpt
+    )
     result = export_checkpoint(ckpt, folder / "painters.onnx")
     (folder / "result.json").write_text(json.dumps({k: v for k, v in result.items() if k != "path"}))
     return folder / "painters.onnx"
@@ -344,7 +345,7 @@ def test_export_inputs_metadata_and_batch_of_different_mixes(painters):
     onnx.checker.check_model(model, full_check=True)
     inputs = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
     assert inputs == {"content": ["batch", 3, "height", "width"], STYLE_WEIGHTS_NAME: ["batch", 3]}
-    meta = {p.key[len(META_PREFIX):]: p.value for p in model.metadata_props}
+    meta = {p.key[len(META_PREFIX) :]: p.value for p in model.metadata_props}
     assert json.loads(meta[STYLES_KEY]) == [{"name": "starry_night", "painting": "starry_night.jpg", "style_weight": 1.0},
                                             {"name": "great_wave", "painting": "great_wave.jpg", "style_weight": 2.0},
                                             {"name": "the_scream", "painting": "the_scream.jpg", "style_weight": 1.0}]  # fmt: skip

@@ -27,7 +27,9 @@ def export_tiny_painters(path) -> None:
     gen = torch.Generator().manual_seed(9)
     with torch.no_grad():
         for key, value in net.state_dict().items():
-            value.copy_((1.0 if key.endswith("weight") else 0.0) + 0.6 * torch.randn(value.shape, generator=gen) if value.dim() == 2 else single.state_dict()[key])
+            value.copy_(
+                (1.0 if key.endswith("weight") else 0.0) + 0.6 * torch.randn(value.shape, generator=gen) if value.dim() == 2 else single.state_dict()[key]
+            )
     styles = [{"name": "dots", "painting": "dots.jpg", "style_weight": 1.0}, {"name": "waves", "painting": "waves.jpg", "style_weight": 1.0}]
     meta = {**METADATA, "style_name": "painters", "styles": json.dumps(styles), "architecture": "TransformerNet(width=0.25, residual_blocks=1, n_styles=2)"}
     export_onnx(net, path, meta, exporter="legacy")

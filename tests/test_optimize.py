@@ -109,7 +109,9 @@ def test_loop_stops_on_nan_and_on_ctrl_c():
         if step.iteration == 4:
             raise KeyboardInterrupt
 
-    res = optimize_pixels(_quadratic(torch.ones(1, 3, 4, 4)), torch.zeros(1, 3, 4, 4), iterations=10, optimizer="adam", lr=0.1, callbacks=[interrupt], progress=False)
+    res = optimize_pixels(
+        _quadratic(torch.ones(1, 3, 4, 4)), torch.zeros(1, 3, 4, 4), iterations=10, optimizer="adam", lr=0.1, callbacks=[interrupt], progress=False
+    )
     assert res.interrupted and res.stop_reason == "interrupted" and res.iterations == 4
     assert res.best_iteration == 4 and res.losses["total"] < res.history[0]["total"]
     # L-BFGS-B: scipy drives the iterations; Ctrl-C inside it still returns the best image

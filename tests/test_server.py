@@ -30,12 +30,26 @@ from server_fixtures import ROOT, ServerProcess, decode, encode, parse_metric, p
 
 websockets_sync = pytest.importorskip("websockets.sync.client")
 
-MAX_BODY = 1 << 20      # --max-body-mb 1
+MAX_BODY = 1 << 20  # --max-body-mb 1
 MAX_PIXELS = 4_000_000  # --max-pixels
 MAX_SIDE = 1024
-WS_MAX = 256 * 1024     # --ws-max-frame-kb 256
-SERVER_ARGS = ["--max-body-mb", "1", "--max-pixels", str(MAX_PIXELS), "--max-side", str(MAX_SIDE), "--concurrency", "1",
-               "--queue-size", "2", "--deadline", "20", "--ws-max-frame-kb", "256"]
+WS_MAX = 256 * 1024  # --ws-max-frame-kb 256
+SERVER_ARGS = [
+    "--max-body-mb",
+    "1",
+    "--max-pixels",
+    str(MAX_PIXELS),
+    "--max-side",
+    str(MAX_SIDE),
+    "--concurrency",
+    "1",
+    "--queue-size",
+    "2",
+    "--deadline",
+    "20",
+    "--ws-max-frame-kb",
+    "256",
+]
 TOKEN = "t0k3n-for-tests"
 
 
@@ -63,8 +77,10 @@ def local_stylizers(tiny_models, client):
 
     info = client.get("/v1/styles").json()
     first = info["styles"][0]
-    return {s["name"]: Stylizer(tiny_models / f"{s['name']}.onnx", backend=first["backend"], device=first["device"], threads=info["threads"])
-            for s in info["styles"]}
+    return {
+        s["name"]: Stylizer(tiny_models / f"{s['name']}.onnx", backend=first["backend"], device=first["device"], threads=info["threads"])
+        for s in info["styles"]
+    }
 
 
 def stylize(client, data: bytes, **params):
@@ -228,7 +244,7 @@ def test_body_limit_with_and_without_content_length(client):
 
     def chunks():  # chunked transfer: no Content-Length, the limit is found while streaming
         for i in range(0, len(blob), 64 * 1024):
-            yield blob[i:i + 64 * 1024]
+            yield blob[i : i + 64 * 1024]
 
     r = stylize(client, chunks())
     assert "content-length" not in r.request.headers and r.request.headers["transfer-encoding"] == "chunked"
@@ -251,7 +267,7 @@ def test_image_modes_are_converted_like_the_cli(client, local_stylizers, mode):
     elif mode == "L":
         data = encode(base.convert("L"))
     elif mode == "I;16":
-        arr16 = (np.asarray(base.convert("L"), dtype=np.uint16) * 257)
+        arr16 = np.asarray(base.convert("L"), dtype=np.uint16) * 257
         img16 = Image.fromarray(arr16)
         assert img16.mode == "I;16"
         data = encode(img16)
@@ -323,7 +339,7 @@ def test_client_disconnect_frees_its_slot(server, client):
     while server.metric("stylecast_inflight") < 1 and time.monotonic() < end:
         time.sleep(0.005)
     # a second request, queued behind the first; its client hangs up without reading the answer
-    host, port = server.url[len("http://"):-1].split(":")
+    host, port = server.url[len("http://") : -1].split(":")
     body = encode(smooth_image(256, 256, seed=12), "JPEG")
     with socket.create_connection((host, int(port))) as s:
         s.sendall(f"POST /v1/stylize?style=alpha HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
@@ -359,7 +375,7 @@ def parse_ws(msg):
     if isinstance(msg, str):
         return json.loads(msg), None
     n = struct.unpack(">I", msg[:4])[0]
-    return json.loads(msg[4:4 + n]), msg[4 + n:]
+    return json.loads(msg[4 : 4 + n]), msg[4 + n :]
 
 
 def test_stream_frames_style_switch_and_strength(server, local_stylizers):
@@ -565,8 +581,7 @@ def token_server(tiny_models, tmp_path_factory):
     folder = tmp_path_factory.mktemp("token-models")
     for p in tiny_models.glob("*.onnx"):
         shutil.copy(p, folder / p.name)
-    proc = ServerProcess(folder, tmp_path_factory.mktemp("token-server"), "--allow-origin", "http://allowed.example",
-                         env={"STYLECAST_TOKEN": TOKEN}).start()
+    proc = ServerProcess(folder, tmp_path_factory.mktemp("token-server"), "--allow-origin", "http://allowed.example", env={"STYLECAST_TOKEN": TOKEN}).start()
     yield proc
     proc.stop()
 
@@ -592,7 +607,7 @@ def test_token_is_required_and_compared(token_server):
 
 def test_websocket_handshake_checks_token_and_origin(token_server):
     ws_url = token_server.ws_url
-    host = token_server.url[len("http://"):-1]
+    host = token_server.url[len("http://") : -1]
 
     def status_of(url, **kw):
         try:
@@ -623,6 +638,7 @@ def test_reload_swaps_atomically_and_keeps_the_old_model_on_a_corrupt_file(token
     good = {"Authorization": f"Bearer {TOKEN}"}
     data = encode(smooth_image(40, 56, seed=30))
     with httpx.Client(base_url=token_server.url, timeout=60, headers=good) as c:
+
         def out(style):
             r = c.post("/v1/stylize", params={"style": style, "format": "png"}, content=data)
             assert r.status_code == 200, r.text
@@ -702,8 +718,21 @@ def test_serve_cli_defaults_and_user_errors(tmp_path, capsys):
 
     config = config_from_args(build_parser().parse_args([]))
     defaults = ServerConfig(token=None)
-    for name in ("models_dir", "host", "port", "max_body_bytes", "max_pixels", "max_side", "queue_size", "deadline",
-                 "ws_max_frame_bytes", "default_format", "concurrency", "max_connections", "allowed_hosts"):
+    for name in (
+        "models_dir",
+        "host",
+        "port",
+        "max_body_bytes",
+        "max_pixels",
+        "max_side",
+        "queue_size",
+        "deadline",
+        "ws_max_frame_bytes",
+        "default_format",
+        "concurrency",
+        "max_connections",
+        "allowed_hosts",
+    ):
         assert getattr(config, name) == getattr(defaults, name), name
     assert config.host == "127.0.0.1" and config.resolve_concurrency()[0] >= 1
     with pytest.raises(UserError, match="no such models folder"):

@@ -76,8 +76,16 @@ def test_listing_describes_each_model_for_the_page(client, models):
         assert b["sha256"] == sha256(data) and b["bytes"] == len(data)
         assert b["model_url"] == f"v1/styles/{style['name']}/model?v={sha256(data)[:16]}"
         assert b["realtime"] is True and b["recommended_size"] == [640, 480]  # the test nets are width 0.25
-        assert b["input"] == {"name": "content", "type": "float32", "shape": ["N", 3, "H", "W"], "channels": "RGB", "range": [0, 1],
-                              "size_multiple": 4, "min_side": 16, "padding": "reflect, at the bottom and right, cropped back from the output"}
+        assert b["input"] == {
+            "name": "content",
+            "type": "float32",
+            "shape": ["N", 3, "H", "W"],
+            "channels": "RGB",
+            "range": [0, 1],
+            "size_multiple": 4,
+            "min_side": 16,
+            "padding": "reflect, at the bottom and right, cropped back from the output",
+        }
         assert b["output"]["name"] == "stylized"
     runtime = body["browser_runtime"]
     if RUNTIME.available:
@@ -141,8 +149,10 @@ def test_no_browser_models_keeps_the_models_on_the_server(models):
     with make_client(models, browser_models=False) as c:
         wait_ready(c)
         body = c.get("/v1/styles", headers=AUTH).json()
-        assert body["browser_runtime"] == {"available": False, "reason": "this server stylizes every frame itself: it does not hand out "
-                                                                          "its models (started with --no-browser-models)"}
+        assert body["browser_runtime"] == {
+            "available": False,
+            "reason": "this server stylizes every frame itself: it does not hand out its models (started with --no-browser-models)",
+        }
         assert "model_url" not in body["styles"][0]["browser"] and body["styles"][0]["browser"]["realtime"] is True
         r = c.get("/v1/styles/alpha/model", headers=AUTH)
         assert r.status_code == 403 and r.json()["error"] == "forbidden"
@@ -197,8 +207,9 @@ def test_an_incomplete_runtime_is_reported_by_file_name(tmp_path):
         (folder / name).write_bytes(b"abc")
     (folder / FILES[-1]).write_bytes(b"abcd")  # not the manifest's size: a copy cut short or replaced
     runtime = load_runtime(folder)
-    assert not runtime.available and runtime.reason == (f"the in-browser runtime is incomplete ({FILES[-1]} is missing or damaged); "
-                                                        "`make web-runtime` builds it, with npm")
+    assert not runtime.available and runtime.reason == (
+        f"the in-browser runtime is incomplete ({FILES[-1]} is missing or damaged); `make web-runtime` builds it, with npm"
+    )
     (folder / FILES[-1]).write_bytes(b"abc")
     assert load_runtime(folder).available and load_runtime(folder).version == "9.9.9"
     (folder / MANIFEST).write_text("{")

@@ -44,14 +44,15 @@ def models(tiny_models, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(models, tmp_path_factory):
-    proc = ServerProcess(models, tmp_path_factory.mktemp("hard-server"), "--concurrency", "1",
-                         "--max-connections", str(MAX_CONNECTIONS), env={"STYLECAST_TOKEN": TOKEN}).start()
+    proc = ServerProcess(
+        models, tmp_path_factory.mktemp("hard-server"), "--concurrency", "1", "--max-connections", str(MAX_CONNECTIONS), env={"STYLECAST_TOKEN": TOKEN}
+    ).start()
     yield proc
     proc.stop()
 
 
 def address(server) -> tuple[str, int]:
-    host, port = server.url[len("http://"):-1].split(":")
+    host, port = server.url[len("http://") : -1].split(":")
     return host, int(port)
 
 
@@ -87,7 +88,7 @@ def parse_ws(msg):
     if isinstance(msg, str):
         return json.loads(msg), None
     n = int.from_bytes(msg[:4], "big")
-    return json.loads(msg[4:4 + n]), msg[4 + n:]
+    return json.loads(msg[4 : 4 + n]), msg[4 + n :]
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,8 +181,11 @@ def test_connection_cap_answers_json_503_and_health_stays_up(server):
     try:
         for _ in range(MAX_CONNECTIONS):
             s = socket.create_connection(address(server))
-            s.sendall(b"POST /v1/stylize?style=alpha HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + TOKEN.encode()
-                      + b"\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n\x89PNG")
+            s.sendall(
+                b"POST /v1/stylize?style=alpha HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+                + TOKEN.encode()
+                + b"\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n\x89PNG"
+            )
             held.append(s)
         end = time.monotonic() + 10
         while True:
@@ -256,8 +260,7 @@ def test_stream_survives_nested_and_oversized_json(server):
 
 def test_tokens_never_reach_the_log_in_any_spelling(server):
     encoded = "".join(f"%{b:02X}" for b in TOKEN.encode())
-    spellings = [f"?token={TOKEN}", f"?tok%65n={TOKEN}", f"?%74oken={TOKEN}", f"?style=alpha&TOK%45N={TOKEN}&x=1",
-                 f"?token={encoded}", f"?to%6Ben={encoded}"]
+    spellings = [f"?token={TOKEN}", f"?tok%65n={TOKEN}", f"?%74oken={TOKEN}", f"?style=alpha&TOK%45N={TOKEN}&x=1", f"?token={encoded}", f"?to%6Ben={encoded}"]
     for query in spellings:
         ws_status(server, query)
     # URL decoding is standard: tok%65n *is* token (and must be redacted like it)
@@ -290,8 +293,13 @@ def bad_model(kind: str, path: Path, like: Path) -> Path:
         nodes = [helper.make_node("Mul", ["content", "k"], ["stylized"])]
     else:
         raise ValueError(kind)
-    graph = helper.make_graph(nodes, kind, [helper.make_tensor_value_info("content", TensorProto.FLOAT, ["n", 3, "h", "w"])],
-                              [helper.make_tensor_value_info("stylized", TensorProto.FLOAT, ["n", 3, "oh", "ow"])], inits)
+    graph = helper.make_graph(
+        nodes,
+        kind,
+        [helper.make_tensor_value_info("content", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        [helper.make_tensor_value_info("stylized", TensorProto.FLOAT, ["n", 3, "oh", "ow"])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     model.metadata_props.extend(onnx.load(str(like)).metadata_props)

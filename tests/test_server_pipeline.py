@@ -21,7 +21,7 @@ websockets_sync = pytest.importorskip("websockets.sync.client")
 def parse(msg):
     if isinstance(msg, str):
         return json.loads(msg)
-    return json.loads(msg[4:4 + struct.unpack(">I", msg[:4])[0]])
+    return json.loads(msg[4 : 4 + struct.unpack(">I", msg[:4])[0]])
 
 
 def stream_answers(server: ServerProcess, frames: list[bytes], gap_s: float) -> list[tuple[int, str]]:
@@ -42,8 +42,12 @@ def stream_answers(server: ServerProcess, frames: list[bytes], gap_s: float) -> 
 
 @pytest.fixture(scope="module")
 def servers(tiny_models, tmp_path_factory):
-    procs = {depth: ServerProcess(tiny_models, tmp_path_factory.mktemp(f"pipe{depth}"), "--backend", "ort", "--concurrency", "2",
-                                  "--threads", "1", "--ws-pipeline", str(depth)).start() for depth in (1, 2)}
+    procs = {
+        depth: ServerProcess(
+            tiny_models, tmp_path_factory.mktemp(f"pipe{depth}"), "--backend", "ort", "--concurrency", "2", "--threads", "1", "--ws-pipeline", str(depth)
+        ).start()
+        for depth in (1, 2)
+    }
     yield procs
     for proc in procs.values():
         proc.stop()

@@ -45,8 +45,7 @@ def models(tiny_models, tmp_path):
     folder = tmp_path / "models"
     shutil.copytree(tiny_models, folder)
     # a full-width net painting The Starry Night, as far as its metadata says
-    with_metadata(folder / "beta.onnx", folder / "starry.onnx", style_image="starry_night.jpg",
-                  architecture="TransformerNet(width=1, residual_blocks=5)")
+    with_metadata(folder / "beta.onnx", folder / "starry.onnx", style_image="starry_night.jpg", architecture="TransformerNet(width=1, residual_blocks=5)")
     return folder
 
 

@@ -110,10 +110,24 @@ def test_protocol_errors(triton, server):
     url = server.url + "v2/models/"
     for body, headers, status, text in [
         (b"{not json", {}, 400, "the request is not valid JSON"),
-        (json.dumps({"inputs": [{"name": "content", "shape": [1, 3, 2, 2], "datatype": "INT64", "data": [0] * 12}]}).encode(), {}, 400, "datatype 'INT64' is not supported"),
-        (json.dumps({"inputs": [{"name": "content", "shape": [1, 3, 2, 2], "datatype": "FP32", "data": [0.5] * 11}]}).encode(), {}, 400, "11 values for shape [1, 3, 2, 2]"),
-        (json.dumps({"inputs": [{"name": "content", "shape": [1, 3, 2, 2], "datatype": "FP32", "parameters": {"binary_data_size": 48}}]}).encode(),
-         {"Inference-Header-Content-Length": "999"}, 400, "does not fit a body"),
+        (
+            json.dumps({"inputs": [{"name": "content", "shape": [1, 3, 2, 2], "datatype": "INT64", "data": [0] * 12}]}).encode(),
+            {},
+            400,
+            "datatype 'INT64' is not supported",
+        ),
+        (
+            json.dumps({"inputs": [{"name": "content", "shape": [1, 3, 2, 2], "datatype": "FP32", "data": [0.5] * 11}]}).encode(),
+            {},
+            400,
+            "11 values for shape [1, 3, 2, 2]",
+        ),
+        (
+            json.dumps({"inputs": [{"name": "content", "shape": [1, 3, 2, 2], "datatype": "FP32", "parameters": {"binary_data_size": 48}}]}).encode(),
+            {"Inference-Header-Content-Length": "999"},
+            400,
+            "does not fit a body",
+        ),
     ]:
         r = httpx.post(url + "alpha/infer", content=body, headers=headers, timeout=30)
         assert r.status_code == status and text in r.json()["error"] and set(r.json()) == {"error"}, r.text
@@ -142,8 +156,7 @@ def test_stylize_server_writes_what_a_local_run_writes(server, models, photos, t
     for style, model in [("alpha", "alpha.onnx"), ("painters/dots:0.25,waves:0.75", "painters.onnx/dots:0.25,waves:0.75")]:
         remote, here = tmp_path / f"remote_{model[:5]}", tmp_path / f"local_{model[:5]}"
         # 3 photos of one size go as one request of 2 and one of 1 (--batch 2), the fourth alone
-        assert stylecast_main(["stylize", str(photos), "-s", style, "-o", str(remote), "--server", server.url, "--batch", "2",
-                               "--strength", "0.8", "-q"]) == 0
+        assert stylecast_main(["stylize", str(photos), "-s", style, "-o", str(remote), "--server", server.url, "--batch", "2", "--strength", "0.8", "-q"]) == 0
         assert stylecast_main(["stylize", str(photos), "-s", str(models / model), "-o", str(here), "--strength", "0.8", "--backend", "ort", "-q"]) == 0
         got, want = sorted(remote.iterdir()), sorted(here.iterdir())
         assert len(got) == 4 and [p.name.split("_")[0] for p in got] == [p.name.split("_")[0] for p in want]

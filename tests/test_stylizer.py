@@ -211,9 +211,12 @@ def _without_metadata(src, dst):
 def _wrong_input(dst):
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Identity", ["content"], ["stylized"])], "g",
-                              [helper.make_tensor_value_info("content", TensorProto.FLOAT, [1, 1, "h", "w"])],
-                              [helper.make_tensor_value_info("stylized", TensorProto.FLOAT, [1, 1, "h", "w"])])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["content"], ["stylized"])],
+        "g",
+        [helper.make_tensor_value_info("content", TensorProto.FLOAT, [1, 1, "h", "w"])],
+        [helper.make_tensor_value_info("stylized", TensorProto.FLOAT, [1, 1, "h", "w"])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     good = onnx.load(str(dst.parent / "good.onnx"))
     model.metadata_props.extend(good.metadata_props)
@@ -346,8 +349,14 @@ def test_cli_errors_one_line_no_output(style_models, tmp_path, capsys, case):
     assert stylecast_main(base + args) == 2
     err = capsys.readouterr().err
     assert err.startswith("stylecast stylize: error: ") and err.count("\n") == 1
-    assert {"bad_image": "bad.jpg", "unknown_style": "known styles: full, slim", "invalid_model": "junk.onnx",
-            "overwrite_input": "input", "bad_strength": "strength", "cuda": "CUDA"}[case] in err
+    assert {
+        "bad_image": "bad.jpg",
+        "unknown_style": "known styles: full, slim",
+        "invalid_model": "junk.onnx",
+        "overwrite_input": "input",
+        "bad_strength": "strength",
+        "cuda": "CUDA",
+    }[case] in err
     assert not out.exists()
     assert good.read_bytes() == before
 

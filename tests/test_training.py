@@ -349,27 +349,41 @@ def test_unknown_recipe_is_one_line_listing_the_recipes(capsys):
 
     assert stylecast_main(["train", "--recipe", "cpu-quik", "--style", "x.jpg"]) == 2
     assert capsys.readouterr().err == (
-        "stylecast train: error: unknown recipe 'cpu-quik'; recipes: cpu-full, cpu-quick, johnson2016, realtime-slim, realtime-tiny\n")
+        "stylecast train: error: unknown recipe 'cpu-quik'; recipes: cpu-full, cpu-quick, johnson2016, realtime-slim, realtime-tiny\n"
+    )
     assert stylecast_main(["train", "--config", "nope/run.yaml", "--style", "x.jpg"]) == 2
     assert capsys.readouterr().err == (
-        "stylecast train: error: nope/run.yaml: no such config file (--config); recipes: cpu-full, cpu-quick, johnson2016, realtime-slim, realtime-tiny\n")
+        "stylecast train: error: nope/run.yaml: no such config file (--config); recipes: cpu-full, cpu-quick, johnson2016, realtime-slim, realtime-tiny\n"
+    )
 
 
 def test_progress_is_steps_of_the_run_without_lightnings_notices(photos, style, tmp_path):
     # As a user sees it (a subprocess: Lightning's log handler and warnings as they are). The run
     # triggers each notice: 4 batches per epoch < log_every_n_steps 10, a bf16 model summary, no
     # LitLogger, and the final save of last.ckpt.
-    args = cli_args(photos, style, tmp_path / "run", "--steps", "3", "--trainer.val_check_interval", "3",
-                    "--trainer.enable_progress_bar", "true", "--trainer.enable_model_summary", "true")
+    args = cli_args(
+        photos,
+        style,
+        tmp_path / "run",
+        "--steps",
+        "3",
+        "--trainer.val_check_interval",
+        "3",
+        "--trainer.enable_progress_bar",
+        "true",
+        "--trainer.enable_model_summary",
+        "true",
+    )
     # TQDM_MININTERVAL=0: tqdm redraws at most every 0.1 s, and on a fast machine 3 tiny steps take less
     # (CI saw only the final 3/3); with no throttle every step is drawn, so the count-up is checkable.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200", "TQDM_MININTERVAL": "0"}
-    proc = subprocess.run([sys.executable, "-m", "stylecast.cli", "train", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-m", "stylecast.cli", "train", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     final = proc.stderr.replace("\r", "\n").splitlines()
     bars = [line for line in final if line.startswith("train: ")]
-    assert re.fullmatch(r"train: 100%\|█+\| 3/3 \[\d\d:\d\d<00:00, +[\d.]+(step/s|s/step), loss [\d.e+]+, content [\d.e+]+, style [\d.e+]+, img/s [\d.]+\] *", bars[-1]), bars[-1]
+    assert re.fullmatch(
+        r"train: 100%\|█+\| 3/3 \[\d\d:\d\d<00:00, +[\d.]+(step/s|s/step), loss [\d.e+]+, content [\d.e+]+, style [\d.e+]+, img/s [\d.]+\] *", bars[-1]
+    ), bars[-1]
     assert any(" 1/3 [" in b or " 2/3 [" in b for b in bars)  # it counted up, step by step
     assert "trained 3 steps" in proc.stderr
     for notice in ("Tip:", "model summary", "logging interval", "weights_only", "Epoch ", "Trainer.fit` stopped", "Warning"):

@@ -249,8 +249,17 @@ def test_tiny_keeps_size_and_range_and_exports(h, w, tmp_path):
     with torch.no_grad():
         y = net(x)
     assert y.shape == x.shape and 0 <= float(y.min()) and float(y.max()) <= 1
-    meta = {"style_name": "t", "style_image": "t.jpg", "recipe": "realtime-tiny", "steps": "1", "content_weight": "1", "style_weight": "1",
-            "tv_weight": "1", "content_layers": "relu2_2", "style_layers": "relu1_2"}
+    meta = {
+        "style_name": "t",
+        "style_image": "t.jpg",
+        "recipe": "realtime-tiny",
+        "steps": "1",
+        "content_weight": "1",
+        "style_weight": "1",
+        "tv_weight": "1",
+        "content_layers": "relu2_2",
+        "style_layers": "relu1_2",
+    }
     path = export_onnx(net, tmp_path / "t.onnx", meta, exporter="legacy")
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"content": x.numpy()})[0]
     assert float(np.abs(got - y.numpy()).max()) < 1e-4

@@ -45,8 +45,17 @@ def synthetic_frame(i: int, w: int = W, h: int = H) -> np.ndarray:
     return img
 
 
-def make_clip(path: Path, *, frames: int = FRAMES, fps: int = FPS, size: tuple[int, int] = (W, H), rotation: int | None = None,
-              pts_ms: list[int] | None = None, audio: str | None = "aac", options: dict | None = None) -> Path:
+def make_clip(
+    path: Path,
+    *,
+    frames: int = FRAMES,
+    fps: int = FPS,
+    size: tuple[int, int] = (W, H),
+    rotation: int | None = None,
+    pts_ms: list[int] | None = None,
+    audio: str | None = "aac",
+    options: dict | None = None,
+) -> Path:
     """H.264 (VP9 in .webm) + a mono sine track as long as the video; `pts_ms`: variable frame
     times in ms; `rotation`: a display matrix (counter-clockwise degrees, PyAV's convention)."""
     muxer = {**video.OUTPUT_FORMATS, ".avi": "avi", ".ts": "mpegts"}[path.suffix]
@@ -94,8 +103,12 @@ def audio_facts(path: Path) -> dict:
             return {}
         s = c.streams.audio[0]
         packets = [bytes(p) for p in c.demux(s) if p.size]
-        return {"codec": s.codec_context.name, "rate": s.codec_context.sample_rate, "packets": packets,
-                "seconds": float(s.duration * s.time_base) if s.duration else float(c.duration / 1e6)}
+        return {
+            "codec": s.codec_context.name,
+            "rate": s.codec_context.sample_rate,
+            "packets": packets,
+            "seconds": float(s.duration * s.time_base) if s.duration else float(c.duration / 1e6),
+        }
 
 
 def yuv420_round_trip(rgb: np.ndarray) -> np.ndarray:
@@ -176,7 +189,9 @@ def test_variable_frame_rate_timestamps_are_kept(stylizer, tmp_path):
     assert r.frames == len(pts)
 
 
-@pytest.mark.skipif(not hasattr(av.video.stream.VideoStream, "set_display_rotation"), reason="this PyAV cannot write a display matrix (no set_display_rotation)")
+@pytest.mark.skipif(
+    not hasattr(av.video.stream.VideoStream, "set_display_rotation"), reason="this PyAV cannot write a display matrix (no set_display_rotation)"
+)
 def test_rotated_clip_is_stylized_upright(stylizer, tmp_path):
     # A display matrix of 90 degrees counter-clockwise: stored 64x48, shown 48x64.
     src = make_clip(tmp_path / "portrait.mp4", frames=6, rotation=90)
@@ -192,18 +207,23 @@ def test_rotated_clip_is_stylized_upright(stylizer, tmp_path):
     assert np.abs(np.stack(decoded_frames(r.dst)).astype(int) - np.stack(expected).astype(int)).max() <= 1
 
 
-@pytest.mark.parametrize("matrix, tag, expected", [(90, None, 90), (-90, None, 270), (180, None, 180), (0, "90", 270), (0, "270", 90), (0, None, 0), (0, "up", 0), (88, None, 90)])
+@pytest.mark.parametrize(
+    "matrix, tag, expected", [(90, None, 90), (-90, None, 270), (180, None, 180), (0, "90", 270), (0, "270", 90), (0, None, 0), (0, "up", 0), (88, None, 90)]
+)
 def test_display_rotation_reads_the_matrix_then_the_legacy_tag(matrix, tag, expected):
     # the legacy `rotate` tag counts clockwise (iPhone portrait: 90), the display matrix counter-clockwise
     stream = SimpleNamespace(metadata={"rotate": tag} if tag else {})
     assert video._display_rotation(SimpleNamespace(rotation=matrix), stream) == expected
 
 
-@pytest.mark.parametrize("src_suffix, dst_suffix, audio, expected", [
-    (".mp4", ".webm", "aac", "re-encoded (aac -> libopus)"),  # WebM takes no AAC
-    (".webm", ".mov", "libopus", "re-encoded (opus -> aac)"),  # the MOV muxer refuses Opus
-    (".webm", ".mp4", "libopus", "copied (opus)"),
-])
+@pytest.mark.parametrize(
+    "src_suffix, dst_suffix, audio, expected",
+    [
+        (".mp4", ".webm", "aac", "re-encoded (aac -> libopus)"),  # WebM takes no AAC
+        (".webm", ".mov", "libopus", "re-encoded (opus -> aac)"),  # the MOV muxer refuses Opus
+        (".webm", ".mp4", "libopus", "copied (opus)"),
+    ],
+)
 def test_audio_is_re_encoded_only_when_the_container_refuses_it(stylizer, tmp_path, src_suffix, dst_suffix, audio, expected):
     src = make_clip(tmp_path / f"in{src_suffix}", frames=12, audio=audio)
     r = video.stylize_video(src, tmp_path / f"out{dst_suffix}", stylizer)
@@ -298,7 +318,10 @@ def test_cli_corrupt_or_truncated_video_is_one_line_and_leaves_nothing(tmp_path,
 
 def test_cli_output_kind_rules(clip, tmp_path, capsys):
     assert stylize(str(clip), "-o", str(tmp_path / "x.png")) == 2
-    assert capsys.readouterr().err == f"stylecast stylize: error: {tmp_path / 'x.png'}: {clip} is a video; its output must be one of .mp4, .m4v, .mov, .webm, .mkv\n"
+    assert (
+        capsys.readouterr().err
+        == f"stylecast stylize: error: {tmp_path / 'x.png'}: {clip} is a video; its output must be one of .mp4, .m4v, .mov, .webm, .mkv\n"
+    )
     assert stylize(str(clip), "-o", "-") == 2
     assert capsys.readouterr().err == f"stylecast stylize: error: {clip}: a video cannot be written to stdout (-o -); give an output file or folder\n"
     photo = tmp_path / "p.png"

@@ -54,11 +54,14 @@ def page(browser, web_server):
 
 
 def fetch_bytes(page, url_expr: str) -> bytes:
-    b64 = page.evaluate("""async (u) => {
+    b64 = page.evaluate(
+        """async (u) => {
         const buf = new Uint8Array(await (await fetch(u)).arrayBuffer());
         let s = ""; for (let i = 0; i < buf.length; i += 8192) s += String.fromCharCode(...buf.subarray(i, i + 8192));
         return btoa(s);
-    }""", page.evaluate(url_expr))
+    }""",
+        page.evaluate(url_expr),
+    )
     return base64.b64decode(b64)
 
 

@@ -40,8 +40,7 @@ if not RUNTIME.available:
 SLIM, FIRST = "starry_night_slim", "great_wave_slim"  # FIRST: the page's default style (first by name)
 TOKEN = "page-t0ken"
 # SwiftShader (software Vulkan) behind WebGPU; --disable-gpu would turn WebGPU off altogether.
-WEBGPU_ARGS = [a for a in CHROMIUM_ARGS if a != "--disable-gpu"] + ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader",
-                                                                     "--enable-features=Vulkan"]
+WEBGPU_ARGS = [a for a in CHROMIUM_ARGS if a != "--disable-gpu"] + ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader", "--enable-features=Vulkan"]
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +101,7 @@ def stylize_in_page(page, png: bytes, **options) -> np.ndarray:
 
 def stylize_on_server(server, png: bytes, **options) -> np.ndarray:
     params = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in options.items()}
-    r = httpx.post(server.url + "v1/stylize", params={**params, "format": "png"}, content=png,
-                   headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+    r = httpx.post(server.url + "v1/stylize", params={**params, "format": "png"}, content=png, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
     assert r.status_code == 200, r.text
     return decode(r.content).astype(np.int16)
 
@@ -175,8 +173,7 @@ def test_webcam_switches_to_the_device_and_back_without_reloading(device_server,
 
         pg.uncheck("#on-device")  # back to the server, on the same page
         drawn = pg.evaluate("window.stylecast.framesDrawn")
-        pg.wait_for_function(f"() => window.stylecast.lastHeader.style === '{SLIM}' && window.stylecast.framesDrawn >= {drawn + 3}",
-                             timeout=60_000)
+        pg.wait_for_function(f"() => window.stylecast.lastHeader.style === '{SLIM}' && window.stylecast.framesDrawn >= {drawn + 3}", timeout=60_000)
         assert pg.inner_text("#backend") == "the server"
         assert pg.evaluate("[window.samePage, window.stylecast.connections]") == [42, 2]
         pg.click("#cam-stop")

@@ -49,8 +49,7 @@ def shots(tmp_path_factory) -> Path:
 def web_server(tiny_models, tmp_path_factory):
     folder = tmp_path_factory.mktemp("page-models")
     shutil.copytree(tiny_models, folder, dirs_exist_ok=True)
-    with_metadata(folder / "beta.onnx", folder / "starry.onnx", style_image="starry_night.jpg",
-                  architecture="TransformerNet(width=1, residual_blocks=5)")
+    with_metadata(folder / "beta.onnx", folder / "starry.onnx", style_image="starry_night.jpg", architecture="TransformerNet(width=1, residual_blocks=5)")
     proc = ServerProcess(folder, tmp_path_factory.mktemp("page-server"), "--backend", "ort").start()
     yield proc
     proc.stop()
@@ -63,7 +62,7 @@ def camera_clip(tmp_path_factory) -> Path:
     base = smooth_image(240, 400, seed=11)
     base[:, :60] = [0.9, 0.2, 0.1]  # a red bar on the left edge
     path = tmp_path_factory.mktemp("camera") / "camera.y4m"
-    write_y4m(path, (base[:, t * 2:t * 2 + 320] for t in range(30)), fps=15)
+    write_y4m(path, (base[:, t * 2 : t * 2 + 320] for t in range(30)), fps=15)
     return path
 
 
@@ -143,12 +142,15 @@ def test_swatches_show_each_style_with_its_painting(page, web_server, shots):
     assert [t["checked"] for t in tiles] == ["true", "false", "false"]
     # each tile shows the server's swatch of that style, byte for byte
     for style in STYLES:
-        shown = page.evaluate("""async (s) => {
+        shown = page.evaluate(
+            """async (s) => {
             const img = document.querySelector(`.swatch[data-style="${s}"] img`);
             const buf = new Uint8Array(await (await fetch(img.src)).arrayBuffer());
             let out = ""; for (let i = 0; i < buf.length; i += 8192) out += String.fromCharCode(...buf.subarray(i, i + 8192));
             return btoa(out);
-        }""", style)
+        }""",
+            style,
+        )
         assert base64.b64decode(shown) == httpx.get(web_server.url + f"v1/swatches/{style}", timeout=30).content
     page.click(".swatch[data-style='starry']")
     assert page.locator("#style").input_value() == "starry"
@@ -180,7 +182,9 @@ def test_photo_spinner_compare_slider_and_errors_in_place(page, web_server, shot
     for value, clip in (("0", "inset(0px 0px 0px 0%)"), ("30", "inset(0px 0px 0px 30%)"), ("100", "inset(0px 0px 0px 100%)")):
         page.eval_on_selector("#compare-slider", "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", value)
         assert page.evaluate("getComputedStyle(document.querySelector('#result')).clipPath") == clip
-    boxes = page.evaluate("['#original', '#result'].map((s) => { const r = document.querySelector(s).getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })")
+    boxes = page.evaluate(
+        "['#original', '#result'].map((s) => { const r = document.querySelector(s).getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; })"
+    )
     assert boxes[0] == boxes[1]  # the two pictures exactly over each other
     page.eval_on_selector("#compare-slider", "el => { el.value = 50; el.dispatchEvent(new Event('input')); }")
     page.screenshot(path=str(shots / "desktop-photo.png"), full_page=True)

@@ -41,8 +41,9 @@ RUNTIME = load_runtime(RUNTIME_DIR)  # the checkout's onnxruntime-web, built by 
 def checkout_files() -> list[Path]:
     """What a fresh clone holds plus new files not yet committed: never build/, *.egg-info, .venv
     or data/, whose stale contents would otherwise slip into the wheel."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     files = [Path(p) for p in listed.split("\0") if p and (ROOT / p).is_file()]
     # the one build output the wheel carries (ignored by git): what CI's `make` built from the lockfile
     if RUNTIME.available:
@@ -146,8 +147,9 @@ def test_a_video_without_the_video_extra_says_which_extra_in_one_line(installed)
     (installed["work"] / "clip.mp4").write_bytes(b"\0" * 64)  # refused before it is read: [serve] has no PyAV
     res = stylecast(installed, "stylize", "clip.mp4", "-s", "starry_night_slim", "-o", "video/")
     assert res.returncode == 2 and res.stdout == ""
-    assert res.stderr == ("stylecast stylize: error: clip.mp4: video files need PyAV, which is not installed; "
-                          "install it with: pip install 'stylecast[video]'\n")
+    assert res.stderr == (
+        "stylecast stylize: error: clip.mp4: video files need PyAV, which is not installed; install it with: pip install 'stylecast[video]'\n"
+    )
     assert not (installed["work"] / "video").exists()
 
 
@@ -158,9 +160,14 @@ def test_demo_job_stylizes_with_every_style(installed):
 
 
 def test_serve_serves_the_shipped_styles(installed):
-    proc = subprocess.Popen([str(installed["bin"] / "stylecast"), "serve", "--port", "0", "--no-access-log"], cwd=installed["work"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "STYLECAST_MODELS")})
+    proc = subprocess.Popen(
+        [str(installed["bin"] / "stylecast"), "serve", "--port", "0", "--no-access-log"],
+        cwd=installed["work"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "STYLECAST_MODELS")},
+    )
     try:
         line = proc.stdout.readline()
         url = re.search(r"(http://127\.0\.0\.1:\d+/)", line)

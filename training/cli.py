@@ -210,8 +210,7 @@ def check_earlier_run(checkpoints: Path, root: Path, *, resume: bool, force: boo
         return
     if not force:
         raise UserError(
-            f"{checkpoints}: holds {len(earlier)} checkpoint(s) of an earlier run; resume it with "
-            "--ckpt_path last, or start over with --force (removes them)"
+            f"{checkpoints}: holds {len(earlier)} checkpoint(s) of an earlier run; resume it with --ckpt_path last, or start over with --force (removes them)"
         )
     for path in [*earlier, *sorted((root / "images").glob("step_*.png"))]:
         path.unlink(missing_ok=True)
@@ -255,8 +254,7 @@ class StyleTrainCLI(LightningCLI):
                 cfg.trainer.precision = "16-mixed"
         elif cfg.trainer.max_steps >= 20_000 and cfg.data.image_size >= 256:
             log.warning(
-                "training the full %d-step recipe at %d² on the CPU takes days; "
-                "--recipe cpu-quick gives a recognizable style in about half an hour",
+                "training the full %d-step recipe at %d² on the CPU takes days; --recipe cpu-quick gives a recognizable style in about half an hour",
                 cfg.trainer.max_steps,
                 cfg.data.image_size,
             )

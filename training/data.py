@@ -298,4 +298,3 @@ class PhotoDataModule(pl.LightningDataModule):
         if not self.val_paths:
             return []
         return DataLoader(self.val_dataset(), batch_size=min(self.batch_size, len(self.val_paths)), shuffle=False)
-

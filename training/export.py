@@ -70,12 +70,16 @@ def load_checkpoint(ckpt_path: str | os.PathLike) -> tuple[TransformerNet, dict[
         raise UserError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
     hparams = dict(ckpt.get("hyper_parameters") or {})
     # torch.compile'd modules may store their weights under `_orig_mod.`
-    state = {k[len("net."):].replace("_orig_mod.", ""): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    state = {k[len("net.") :].replace("_orig_mod.", ""): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     if not state:
         raise UserError(f"{path}: the checkpoint's state_dict has no 'net.*' weights")
     n_styles = max(1, len(styles_of(hparams)))
-    net = TransformerNet(width=float(hparams.get("width", 1.0)), residual_blocks=int(hparams.get("residual_blocks", 5)), n_styles=n_styles,
-                         variant=str(hparams.get("variant") or "johnson"))
+    net = TransformerNet(
+        width=float(hparams.get("width", 1.0)),
+        residual_blocks=int(hparams.get("residual_blocks", 5)),
+        n_styles=n_styles,
+        variant=str(hparams.get("variant") or "johnson"),
+    )
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
@@ -168,17 +172,34 @@ def _torch_export(net: torch.nn.Module, path: Path, opset: int, exporter: Export
             if n_styles > 1:
                 shapes["style_weights"] = {0: batch}
             torch.onnx.export(
-                net, args, str(path), dynamo=True, external_data=False, opset_version=opset,
-                input_names=names, output_names=[OUTPUT_NAME], dynamic_shapes=shapes,
-                optimize=True, verify=False, report=False, verbose=False,
+                net,
+                args,
+                str(path),
+                dynamo=True,
+                external_data=False,
+                opset_version=opset,
+                input_names=names,
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes=shapes,
+                optimize=True,
+                verify=False,
+                report=False,
+                verbose=False,
             )
         elif exporter == "legacy":
             axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"}}
             if n_styles > 1:
                 axes[STYLE_WEIGHTS_NAME] = {0: "batch"}
             torch.onnx.export(
-                net, args, str(path), dynamo=False, opset_version=opset,
-                input_names=names, output_names=[OUTPUT_NAME], dynamic_axes=axes, do_constant_folding=True,
+                net,
+                args,
+                str(path),
+                dynamo=False,
+                opset_version=opset,
+                input_names=names,
+                output_names=[OUTPUT_NAME],
+                dynamic_axes=axes,
+                do_constant_folding=True,
             )
         else:
             raise ValueError(f"exporter must be 'dynamo' or 'legacy', got {exporter!r}")
@@ -260,7 +281,7 @@ def export_onnx(
 def _full_metadata(metadata: dict[str, str], fp16: bool, fp16_weights: bool) -> dict[str, str]:
     """The contract's keys (unprefixed) with io, version, precision and weight storage filled in;
     ValueError for a missing required key or contradictory precisions."""
-    meta = {k[len(META_PREFIX):] if k.startswith(META_PREFIX) else k: str(v) for k, v in metadata.items()}
+    meta = {k[len(META_PREFIX) :] if k.startswith(META_PREFIX) else k: str(v) for k, v in metadata.items()}
     meta.setdefault("io", MULTI_IO_CONTRACT if STYLES_KEY in meta else IO_CONTRACT)
     meta.setdefault("version", __version__)
     meta["precision"] = "fp16" if fp16 else "fp32"
@@ -341,7 +362,9 @@ def parity(
     out = {}
     for h, w in sizes:
         # smooth-ish input: low-res noise upsampled, like a photo rather than white noise
-        x = torch.nn.functional.interpolate(torch.rand(1, 3, max(2, h // 16), max(2, w // 16), generator=gen), size=(h, w), mode="bilinear", align_corners=False)
+        x = torch.nn.functional.interpolate(
+            torch.rand(1, 3, max(2, h // 16), max(2, w // 16), generator=gen), size=(h, w), mode="bilinear", align_corners=False
+        )
         for name, weights in vectors.items():
             feeds = {INPUT_NAME: x.numpy()}
             if weights is not None:
@@ -426,7 +449,16 @@ def main(argv: list[str] | None = None) -> int:
     check_new([out], args.force, inputs=[args.checkpoint])
     if args.opset < 17:
         raise UserError(f"--opset must be 17 or newer, got {args.opset}")
-    res = export_checkpoint(args.checkpoint, out, style_name=args.name, opset=args.opset, fp16=args.fp16, fp16_weights=args.fp16_weights, exporter=args.exporter, check=not args.no_check)
+    res = export_checkpoint(
+        args.checkpoint,
+        out,
+        style_name=args.name,
+        opset=args.opset,
+        fp16=args.fp16,
+        fp16_weights=args.fp16_weights,
+        exporter=args.exporter,
+        check=not args.no_check,
+    )
     if args.quiet:
         return 0
     size_mb = out.stat().st_size / 1e6

@@ -45,8 +45,6 @@ from stylecast.training.warm_start import apply_warm_start, load_warm_start
 log = logging.getLogger(__name__)
 
 
-
-
 class NonFiniteLossError(UserError):
     """The loss or its gradient became NaN/inf: the run stops before the step is applied or saved."""
 
@@ -427,4 +425,3 @@ def image_grid(originals: torch.Tensor, stylized: torch.Tensor | Sequence[torch.
 def transformer_state_dict(checkpoint: dict) -> dict[str, torch.Tensor]:
     """The TransformerNet weights of a Lightning checkpoint (keys without the `net.` prefix)."""
     return {k[len("net.") :]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
-

@@ -57,8 +57,13 @@ class StepProgressBar(ProgressBar):
         if not self._enabled:
             return
         self.bar = tqdm(
-            total=_total_steps(trainer), initial=trainer.global_step, desc="train", unit="step",
-            file=self._file or sys.stderr, dynamic_ncols=True, smoothing=0.1,
+            total=_total_steps(trainer),
+            initial=trainer.global_step,
+            desc="train",
+            unit="step",
+            file=self._file or sys.stderr,
+            dynamic_ncols=True,
+            smoothing=0.1,
         )
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:

@@ -133,8 +133,9 @@ class SeparableConv(nn.Sequential):
     pixel instead of k²·C·C' — 8× fewer for the 64-channel 3×3 blocks of the tiny net."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3):
-        super().__init__(nn.ReflectionPad2d(kernel_size // 2), nn.Conv2d(in_channels, in_channels, kernel_size, groups=in_channels),
-                         nn.Conv2d(in_channels, out_channels, 1))
+        super().__init__(
+            nn.ReflectionPad2d(kernel_size // 2), nn.Conv2d(in_channels, in_channels, kernel_size, groups=in_channels), nn.Conv2d(in_channels, out_channels, 1)
+        )
 
 
 class SeparableResidualBlock(nn.Module):
@@ -143,8 +144,11 @@ class SeparableResidualBlock(nn.Module):
     def __init__(self, channels: int, n_styles: int = 1):
         super().__init__()
         self.body = StyleSequential(
-            SeparableConv(channels, channels), instance_norm(channels, n_styles), nn.ReLU(inplace=True),
-            SeparableConv(channels, channels), instance_norm(channels, n_styles),
+            SeparableConv(channels, channels),
+            instance_norm(channels, n_styles),
+            nn.ReLU(inplace=True),
+            SeparableConv(channels, channels),
+            instance_norm(channels, n_styles),
         )
 
     def forward(self, x: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -158,8 +162,9 @@ def blur_down(in_channels: int, out_channels: int, n_styles: int) -> StyleSequen
 
 def separable_up(in_channels: int, out_channels: int, n_styles: int) -> StyleSequential:
     """×2 nearest upsample, then a separable 3×3 conv + norm + ReLU (resize-convolution, no checkerboard)."""
-    return StyleSequential(nn.Upsample(scale_factor=2, mode="nearest"), SeparableConv(in_channels, out_channels), instance_norm(out_channels, n_styles),
-                           nn.ReLU(inplace=True))
+    return StyleSequential(
+        nn.Upsample(scale_factor=2, mode="nearest"), SeparableConv(in_channels, out_channels), instance_norm(out_channels, n_styles), nn.ReLU(inplace=True)
+    )
 
 
 STYLED = (StyleSequential, ResidualBlock, SeparableResidualBlock, ConditionalInstanceNorm2d)

@@ -110,7 +110,9 @@ def apply_warm_start(net: torch.nn.Module, warm: WarmStart) -> None:
             f"residual_blocks={net.residual_blocks}: set --model.width/--model.residual_blocks to match"
         )
     if getattr(net, "variant", "johnson") != warm.variant:
-        raise UserError(f"--model.init_from: {warm.source} is the {warm.variant!r} network variant, this run builds {net.variant!r}: set --model.variant {warm.variant}")
+        raise UserError(
+            f"--model.init_from: {warm.source} is the {warm.variant!r} network variant, this run builds {net.variant!r}: set --model.variant {warm.variant}"
+        )
     n_styles = int(getattr(net, "n_styles", 1))
     # A single-style source may start a multi-style run: its γ, β go into every style's row, so
     # training starts from a net that already reconstructs photos and only has to tell the styles
@@ -118,8 +120,7 @@ def apply_warm_start(net: torch.nn.Module, warm: WarmStart) -> None:
     broadcast = warm.n_styles == 1 and n_styles > 1
     if n_styles != warm.n_styles and not broadcast:
         raise UserError(
-            f"--model.init_from: {warm.source} holds {warm.n_styles} style(s), this run trains {n_styles}: "
-            "to add styles to a trained network use --base"
+            f"--model.init_from: {warm.source} holds {warm.n_styles} style(s), this run trains {n_styles}: to add styles to a trained network use --base"
         )
     own = net.state_dict()
     missing = [k for k in own if k not in warm.state_dict]
