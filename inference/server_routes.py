@@ -7,7 +7,6 @@ Each `add_*` function registers one group of routes on the app; the work itself 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -22,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from stylecast.inference.server_browser import add_browser_routes, runtime_info, style_browser_info
+from stylecast.inference.server_jobs import run_job
 from stylecast.inference.server_limits import (
     MEDIA_TYPES,
     OUTPUT_FORMATS,
@@ -29,13 +29,11 @@ from stylecast.inference.server_limits import (
     bearer_token,
     choose_format,
     drain,
-    job_error,
     json_error,
     read_body,
     token_ok,
 )
 from stylecast.inference.server_metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from stylecast.inference.server_queue import JobResult
 from stylecast.inference.server_service import StylizeOptions
 from stylecast.inference.server_state import ServerState
 from stylecast.inference.server_stream import stream as stream_frames
@@ -246,7 +244,7 @@ def add_api_routes(app: FastAPI, state: ServerState, require_token) -> None:
         options = StylizeOptions(size=size, strength=strength, preserve_color=preserve_color, format=fmt, quality=config.jpeg_quality)
         job = state.service.job(loaded.stylizer, data, options, state.http_limits)
         deadline_s = min(timeout, config.deadline) if timeout else config.deadline
-        result = await _run_job(request, state, job, deadline_s)
+        result = await run_job(request, state, job, deadline_s)
         out = result.value
         queue_ms, run_ms = result.queue_seconds * 1000, result.run_seconds * 1000
         state.metrics.inference_seconds.observe(result.run_seconds, style=loaded.metric_label or loaded.name)
@@ -331,38 +329,3 @@ async def _multipart_file(request: Request, body: bytes) -> bytes:
     finally:
         await form.close()
     raise ApiError(422, "invalid_parameter", "multipart body has no file field (send e.g. -F image=@photo.jpg)")
-
-
-async def _wait_disconnect(receive) -> None:
-    """Returns when the client goes away (after its body was read, receive() blocks until then)."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-
-
-async def _run_job(request: Request, state: ServerState, job, deadline_s: float) -> JobResult:
-    """The job on the pool, raced against the client going away (which gives up its slot)."""
-    task = asyncio.ensure_future(state.pool.submit(job, time.monotonic() + deadline_s))
-    gone = asyncio.ensure_future(_wait_disconnect(request.receive))
-    try:
-        done, _ = await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        task.cancel()
-        gone.cancel()
-        raise
-    gone.cancel()
-    if task not in done:
-        task.cancel()  # the client left: leave the queue, or tell the running job to stop
-        with contextlib.suppress(BaseException):
-            await task
-        state.metrics.rejected.inc(reason="disconnect")
-        raise ApiError(499, "client_closed_request", "the client disconnected before the result was ready")
-    exc = task.exception()
-    if exc is not None:
-        err = job_error(exc, deadline_s)
-        reason = {503: err.error, 504: "deadline"}.get(err.status)
-        if reason:
-            state.metrics.rejected.inc(reason=reason)
-        raise err
-    return task.result()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +32,8 @@ from fastapi.responses import JSONResponse, Response
 
 from stylecast import __version__
 from stylecast.inference.contract import INPUT_NAME, OUTPUT_NAME, STYLE_WEIGHTS_NAME
-from stylecast.inference.server_limits import ApiError, job_error, read_body
+from stylecast.inference.server_jobs import run_job
+from stylecast.inference.server_limits import ApiError, read_body
 from stylecast.inference.server_state import ServerState
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -238,10 +238,7 @@ def add_v2_routes(app: FastAPI, state: ServerState, require_token) -> None:
         def job(check):
             return m.stylizer.run(x, style_weights=weights) if weights is not None else m.stylizer.run(x)
 
-        try:
-            result = await state.pool.submit(job, time.monotonic() + config.deadline)
-        except Exception as exc:
-            raise job_error(exc, config.deadline) from None
+        result = await run_job(request, state, job, config.deadline)
         state.metrics.inference_seconds.observe(result.run_seconds, style=f"{model} (v2)")
         state.metrics.queue_seconds.observe(result.queue_seconds)
         return infer_response(req, model, result.value)

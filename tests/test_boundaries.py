@@ -27,6 +27,7 @@ TORCH_FREE_MODULES = [
     "stylecast.inference.cli",
     "stylecast.inference.cli_styles",
     "stylecast.inference.server",
+    "stylecast.inference.server_jobs",
     "stylecast.inference.server_limits",
     "stylecast.inference.server_queue",
     "stylecast.inference.server_metrics",

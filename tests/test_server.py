@@ -329,7 +329,17 @@ def test_deadline_gives_504_and_frees_the_slot(server, client):
     assert_still_serving(client)
 
 
-def test_client_disconnect_frees_its_slot(server, client):
+def _v2_infer_request(host: str, model: str, x: np.ndarray) -> bytes:
+    """A raw Open Inference Protocol request with the input as a binary tensor."""
+    header = json.dumps({"inputs": [{"name": "content", "shape": list(x.shape), "datatype": "FP32", "parameters": {"binary_data_size": x.nbytes}}]}).encode()
+    body = header + x.astype(np.float32).tobytes()
+    head = f"POST /v2/models/{model}/infer HTTP/1.1\r\nHost: {host}\r\nInference-Header-Content-Length: {len(header)}\r\nContent-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+@pytest.mark.parametrize("route", ["v1", "v2"])
+def test_client_disconnect_frees_its_slot(server, client, route):
+    # the same for /v1/stylize and the Open Inference Protocol's infer: one job runner (server_jobs)
     big = encode(smooth_image(MAX_SIDE, MAX_SIDE, seed=11), "JPEG", quality=90)
     holder: dict = {}
     t = threading.Thread(target=lambda: holder.setdefault("r", stylize(httpx.Client(base_url=server.url, timeout=60), big, format="png")))
@@ -340,9 +350,13 @@ def test_client_disconnect_frees_its_slot(server, client):
         time.sleep(0.005)
     # a second request, queued behind the first; its client hangs up without reading the answer
     host, port = server.url[len("http://") : -1].split(":")
-    body = encode(smooth_image(256, 256, seed=12), "JPEG")
+    if route == "v1":
+        body = encode(smooth_image(256, 256, seed=12), "JPEG")
+        request = f"POST /v1/stylize?style=alpha HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+    else:
+        request = _v2_infer_request(host, "alpha", np.random.default_rng(12).random((1, 3, 64, 64), dtype=np.float32))
     with socket.create_connection((host, int(port))) as s:
-        s.sendall(f"POST /v1/stylize?style=alpha HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        s.sendall(request)
         time.sleep(0.02)
     t.join(60)
     assert holder["r"].status_code == 200
