@@ -14,7 +14,9 @@ serves every checkpoint of every run trained with that objective.
 Writes OUT.json (every checkpoint: step, steps in all, wall minutes, per-photo losses and match
 iterations per report) and OUT.png (mean match iteration from the first report against wall time).
 Wall time is the checkpoint's file time minus the launch's config.yaml time, as measured under
-whatever load the machine had: the JSON records the load average when this script ran.
+whatever load the machine had: the JSON records the load average when this script ran. Time the run
+spent stopped (`kill -STOP` while a benchmark needed a quiet machine) is left out when the run folder
+has a `pauses.jsonl`: one {"stop": EPOCH_S, "cont": EPOCH_S} per pause.
 """
 
 from __future__ import annotations
@@ -44,6 +46,15 @@ def launch_time(run: Path) -> float:
     if not configs:
         raise SystemExit(f"{run}: no logs/version_*/config.yaml (not a stylecast train run folder?)")
     return configs[0].stat().st_mtime
+
+
+def paused_seconds(run: Path, until: float) -> float:
+    """Seconds the run was stopped before `until` (pauses.jsonl; none when absent)."""
+    path = run / "pauses.jsonl"
+    if not path.is_file():
+        return 0.0
+    pauses = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return sum(max(0.0, min(q["cont"], until) - q["stop"]) for q in pauses)
 
 
 @torch.no_grad()
@@ -147,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         points = []
         for ckpt in sorted((run / "checkpoints").glob("step-*.ckpt")):
             row = evaluate_checkpoint(ckpt, reports, a.content, a.styles, cache)
-            row["wall_min"] = (ckpt.stat().st_mtime - start) / 60
+            written = ckpt.stat().st_mtime
+            row["wall_min"] = (written - start - paused_seconds(run, written)) / 60
             row["mean_match"] = [mean_match(m, cap) for m in row["match"]]
             print(f"{run.name} step {row['step']}: {row['wall_min']:.0f} min, match {row['match']}", flush=True)
             points.append(row)

@@ -190,6 +190,33 @@ def test_openvino_compiles_once_per_shape(style_models):
     assert all(np.array_equal(o, outs[0]) for o in outs)
 
 
+@needs_openvino
+def test_openvino_reuses_one_infer_request_per_thread_and_shape(style_models):
+    # a fresh infer request per frame re-faulted the network's buffers every call (the webcam
+    # stream's worker spent more time in page faults than in the network): one per thread and shape
+    from concurrent.futures import ThreadPoolExecutor
+
+    from stylecast.inference.backends import REQUESTS_PER_THREAD
+
+    s = Stylizer(style_models / "slim.onnx", backend="openvino", precision="fp32")
+    fresh = Stylizer(style_models / "slim.onnx", backend="openvino", precision="fp32")
+    a, b, c = smooth_image(40, 40, seed=1), smooth_image(48, 40, seed=2), smooth_image(56, 40, seed=3)
+    first = s(a)
+    request = s._backend._local.requests[next(iter(s._backend._local.requests))][1]
+    s(a)
+    assert next(iter(s._backend._local.requests.values()))[1] is request  # the same request again
+    # other shapes in between: results equal a fresh stylizer's (no state leaks between calls)
+    for img in (b, a, c, b, a):
+        assert np.array_equal(s(img), fresh(img))
+    assert np.array_equal(s(a), first)
+    assert len(s._backend._local.requests) <= REQUESTS_PER_THREAD  # photos of ever new sizes pin no buffers per size
+    # threads: their own requests, the results of a sequential run
+    imgs = [a, b, a, b, c, a]
+    with ThreadPoolExecutor(3) as pool:
+        outs = list(pool.map(s, imgs))
+    assert all(np.array_equal(o, fresh(img)) for o, img in zip(outs, imgs))
+
+
 def test_device_cuda_without_provider_is_user_error(style_models):
     if cuda_available():
         pytest.skip("this onnxruntime has CUDA")
