@@ -231,9 +231,26 @@ def conv_macs(net: torch.nn.Module, h: int, w: int) -> int:
 def test_tiny_variant_size_and_cost():
     tiny = TransformerNet(0.5, 3, variant="tiny")
     assert sum(p.numel() for p in tiny.parameters()) == tiny_param_count() == 58_780
-    # 640×480: 0.61 G multiply-adds, 17× fewer than the slim johnson net's 10.2 G
+    # 640×480: 0.65 G multiply-adds with the 8 px border margin (656×496 inside; 0.614 G without),
+    # 16× fewer than the slim johnson net's 10.2 G
     macs, slim = conv_macs(tiny, 480, 640), conv_macs(TransformerNet(0.5, 3), 480, 640)
-    assert 0.55e9 < macs < 0.65e9 and 10.0e9 < slim < 10.3e9 and slim / macs > 15
+    assert 0.64e9 < macs < 0.66e9 and 10.0e9 < slim < 10.3e9 and slim / macs > 15
+    assert tiny.margin == 8 and TransformerNet(0.5, 3).margin == 0
+
+
+def test_tiny_margin_is_a_reflection_border_cropped_off():
+    # the margin is reflection padding around the input, cropped off the output: the net with the
+    # margin equals the net without it run on the reflection-padded input, cropped
+    import torch.nn.functional as F
+
+    torch.manual_seed(2)
+    net = TransformerNet(0.5, 3, variant="tiny").eval()
+    x = torch.rand(1, 3, 40, 56)
+    with torch.no_grad():
+        y = net(x)
+        net.margin = 0
+        z = net(F.pad(x, (8, 8, 8, 8), mode="reflect"))[..., 8:48, 8:64]
+    assert y.shape == x.shape and torch.allclose(y, z, atol=1e-6)
 
 
 @pytest.mark.parametrize("h, w", [(64, 64), (37, 53), (16, 16)])

@@ -102,6 +102,27 @@ def pixels(page, script: str) -> np.ndarray:
     return arr
 
 
+def test_webcam_sends_each_camera_frame_once(page, web_server):
+    # The tiny test models answer faster than the fake camera's 30 FPS: before, the page sent the
+    # frame on screen again on every animation frame (up to 60 a second), the same picture twice.
+    page.click("#tab-webcam")
+    page.click("#cam-start")
+    page.wait_for_function("() => window.stylecast.framesDrawn >= 3", timeout=60_000)
+    # the test's own count of camera frames, independent of the page's
+    page.evaluate(
+        """() => { const v = document.querySelector('#video'); window.testFrames = 0;
+        const tick = () => { window.testFrames += 1; v.requestVideoFrameCallback(tick); }; v.requestVideoFrameCallback(tick); }"""
+    )
+    sent0 = page.evaluate("window.stylecast.framesSent")
+    page.wait_for_timeout(3000)
+    camera, sent = page.evaluate("[window.testFrames, window.stylecast.framesSent]")
+    sent -= sent0
+    assert camera >= 30, camera  # the fake camera runs (~30 FPS)
+    assert sent <= camera + 2, (sent, camera)  # +2: frames already in flight when counting began
+    assert sent >= camera // 3, (sent, camera)  # and the page keeps sending new ones
+    page.click("#cam-stop")
+
+
 def test_webcam_streams_stylized_frames_and_switches_without_reconnecting(page, web_server):
     page.click("#tab-webcam")
     page.click("#cam-start")

@@ -340,6 +340,8 @@ const cam = {
   seq: 0,
   sentAt: new Map(),   // seq -> performance.now() at send
   inflight: 0,
+  frames: 0,           // camera frames seen (requestVideoFrameCallback)
+  taken: -1,           // the camera frame last sent or stylized: each is used once
   drawnAt: [],         // times frames were drawn, for FPS
   latency: null,       // EWMA, ms
   running: false,
@@ -451,11 +453,32 @@ function drawFrame(canvas, video) {
 }
 stylecast.drawFrame = drawFrame;
 
+// Each camera frame is sent once: when the pipeline is faster than the camera, the page would
+// otherwise send the frame on screen again (same picture, the server's CPU and the network spent
+// for nothing, and an FPS figure above the camera's). Without requestVideoFrameCallback every
+// animation frame counts as new.
+function watchFrames(video) {
+  if (!video.requestVideoFrameCallback) return;
+  const seen = () => {
+    cam.frames += 1;
+    if (cam.running) video.requestVideoFrameCallback(seen);
+  };
+  video.requestVideoFrameCallback(seen);
+}
+
+function takeFrame(video) {
+  if (!video.requestVideoFrameCallback) return true;
+  if (cam.frames === cam.taken) return false;
+  cam.taken = cam.frames;
+  return true;
+}
+stylecast.cam = cam;
+
 function pump() {
   if (!cam.running) return;
   const ws = stylecast.ws;
   const video = $("video");
-  if (ws && ws.readyState === WebSocket.OPEN && cam.inflight < MAX_INFLIGHT && video.readyState >= 2 && ws.bufferedAmount < 1 << 20) {
+  if (ws && ws.readyState === WebSocket.OPEN && cam.inflight < MAX_INFLIGHT && video.readyState >= 2 && ws.bufferedAmount < 1 << 20 && takeFrame(video)) {
     cam.inflight += 1;  // counted before toBlob (async) so frames never pile up
     const captured = performance.now();  // latency counts the page's own encode too
     drawFrame(cam.capture, video);
@@ -493,6 +516,9 @@ async function startCam() {
   $("output").width = cam.width;
   $("output").height = cam.height;
   cam.running = true;
+  cam.frames = 0;
+  cam.taken = -1;
+  watchFrames(video);
   cam.latency = null;
   cam.drawnAt = [];
   stylecast.latencies = [];
@@ -740,7 +766,7 @@ async function runDeviceLoop() {
   $("cam-status").textContent = `${cam.width}×${cam.height} frames, stylized in this browser`;
   try {
     while (cam.running && cam.mode === "device") {
-      if (video.readyState >= 2) await deviceFrame(ctx, video);
+      if (video.readyState >= 2 && takeFrame(video)) await deviceFrame(ctx, video);
       await new Promise((resolve) => requestAnimationFrame(resolve));
     }
   } catch (err) {
