@@ -41,19 +41,23 @@ from benchmarks.bench_browser import CHROMIUM, CHROMIUM_ARGS
 from benchmarks.bench_server import SHARED_CONTENT, _Server
 from benchmarks.common import ROOT, machine_info, machine_line, markdown_table, update_section, write_json
 
-STYLES = ("starry_night_slim", "great_wave_slim")
+STYLES = ("starry_night_tiny", "starry_night_slim", "great_wave_slim")
 SIZE = (480, 640)  # H, W
 CLIP_PHOTOS = 4
 CLIP_FRAMES = 45  # per photo, at 30 FPS: 1.5 s each, 6 s a loop
 WARMUP_FRAMES = 5
+# The webcam setting the README recommends for a small CPU: two workers of one thread, two frames
+# of a stream at once (one decoding or encoding while the other runs the network).
+REALTIME_ARGS = ("--concurrency", "2", "--threads", "1", "--ws-pipeline", "2")
 READ_JS = """() => ({frames: window.stylecast.framesDrawn, lat: window.stylecast.latencies.length,
     dropped: window.stylecast.dropped, fps: document.querySelector('#fps').textContent, bytes: window.stylecast.sentBytes,
-    sent: window.stylecast.framesSent,
+    sent: window.stylecast.framesSent, camera: window.stylecast.cam ? window.stylecast.cam.frames : null,
     stages: {...window.stylecast.serverStages}, backend: document.querySelector('#backend').textContent})"""
 
 
-def make_clip(folder: Path) -> Path:
-    """A .y4m at 640x480, 30 FPS: a slow pan + zoom over each of the first photos in turn."""
+def make_clip(folder: Path, fps: int = 30) -> Path:
+    """A .y4m at 640x480 and `fps`: a slow pan + zoom over each of the first photos in turn (the
+    same frames at any rate: a faster clip is the same video played faster)."""
     from stylecast.flicker import Motion, make_clip as frames_of
     from stylecast.y4m import write_y4m
 
@@ -70,8 +74,8 @@ def make_clip(folder: Path) -> Path:
             img = img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.LANCZOS)
             yield from frames_of(np.asarray(img, np.float32) / 255.0, motion, frames=CLIP_FRAMES, size=SIZE).frames
 
-    path = folder / "clip.y4m"
-    write_y4m(path, frames(), fps=30)
+    path = folder / f"clip{fps}.y4m"
+    write_y4m(path, frames(), fps=fps)
     return path
 
 
@@ -119,6 +123,9 @@ def _row(browser, url: str, style: str, seconds: float, *, on_device: bool = Fal
             "dropped": end["dropped"] - start["dropped"],
             "kb_per_frame": (end["bytes"] - start["bytes"]) / max(1, end["sent"] - start["sent"]) / 1024,
             "sent_per_s": (end["sent"] - start["sent"]) / elapsed,
+            # camera frames the page saw (requestVideoFrameCallback): it sends each one at most once,
+            # so FPS cannot exceed this; below it, frames were skipped (the pipeline was busy)
+            "camera_fps": (end["camera"] - start["camera"]) / elapsed if end.get("camera") is not None else None,
             "server_stages_ms": stages if not on_device else None,
             "backend": end["backend"],
         }
@@ -209,7 +216,7 @@ def format_quality(style: Path, clip: Path) -> dict:
     return out
 
 
-def run(quick: bool = True, models: list[Path] | None = None) -> dict:
+def run(quick: bool = True, models: list[Path] | None = None, note: str | None = None) -> dict:
     from playwright.sync_api import sync_playwright
 
     from stylecast.inference.backends import openvino_available
@@ -218,7 +225,7 @@ def run(quick: bool = True, models: list[Path] | None = None) -> dict:
         print("bench_webcam: skipped (no chromium)", file=sys.stderr)
         return {}
     seconds = 8.0 if quick else 20.0
-    results: dict = {"machine": machine_info(), "quick": quick, "seconds_per_row": seconds, "rows": [], "levers": []}
+    results: dict = {"machine": machine_info(), "quick": quick, "seconds_per_row": seconds, "rows": [], "levers": [], "note": note}
     with tempfile.TemporaryDirectory(prefix="bench-webcam-") as tmp:
         tmp = Path(tmp)
         t = time.perf_counter()
@@ -297,6 +304,23 @@ def run(quick: bool = True, models: list[Path] | None = None) -> dict:
                     finally:
                         server.stop()
             browser.close()
+            # A 30 FPS camera caps the page at 30 (it sends each camera frame once): the same best
+            # setting with the clip at 60 FPS shows how many frames a second the pipeline can take.
+            fast_clip = make_clip(tmp, fps=60)
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={fast_clip}"], headless=True)
+            results["capacity"] = []
+            try:
+                for args, label in (((), "the server's defaults"), (REALTIME_ARGS, " ".join(REALTIME_ARGS))):
+                    server = _Server(folder, "--backend", backend, *args)
+                    try:
+                        row = _row(browser, server.url, lever_style, seconds)
+                        row.update(path=f"camera at 60 FPS, {backend}, {label} ({server.info['workers']}x{server.info['threads']} threads)")
+                        results["capacity"].append(row)
+                        _say(row)
+                    finally:
+                        server.stop()
+            finally:
+                browser.close()
         results["codec"] = codec_lever(30 if quick else 200)
         results["format_quality"] = format_quality(folder / f"{styles[0]}.onnx", clip)
         results["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
@@ -320,6 +344,7 @@ def _cells(row: dict) -> list:
         row["style"],
         row["path"],
         round(row["fps"], 1),
+        round(row["camera_fps"], 1) if row.get("camera_fps") is not None else "–",
         row["page_fps"],
         _ms(row["p50_ms"]),
         _ms(row["p99_ms"]),
@@ -334,7 +359,7 @@ def _ms(v):
 
 
 def _write_section(r: dict) -> None:
-    head = ["style", "path", "FPS", "page FPS", "p50 ms", "p99 ms", "dropped", "KB/frame sent", "server decode / stylize / encode ms"]
+    head = ["style", "path", "FPS", "camera FPS", "page FPS", "p50 ms", "p99 ms", "dropped", "KB/frame sent", "server decode / stylize / encode ms"]
     c = r["codec"]
     sj = c.get("simplejpeg")
     codec = f"Pillow {c['pillow']['decode']} ms decode (to float) + {c['pillow']['encode']} ms encode (from float); " + (
@@ -343,11 +368,30 @@ def _write_section(r: dict) -> None:
         if sj
         else "simplejpeg not installed"
     )
-    best = max(r["rows"] + r["levers"], key=lambda row: row["fps"])
+
+    # The bar: 30 FPS end to end with p99 <= 100 ms. The clip plays at 30 FPS and the page sends each
+    # camera frame once, so a row meets it by stylizing every frame the camera gave (>= 99 %, and
+    # the camera did give ~30); the 60 FPS rows say how much headroom is left beyond that.
+    def keeps_up(row):
+        cam = row.get("camera_fps") or 0
+        return cam >= 29.5 and row["fps"] >= 0.99 * cam and (row["p99_ms"] or 1e9) <= 100
+
+    served = r["rows"] + r["levers"]
+    meeting = [row for row in served if keeps_up(row)]
+    best = min(meeting, key=lambda row: row["p99_ms"]) if meeting else max(served, key=lambda row: row["fps"])
+    caps = r.get("capacity") or []
+    cap = max(caps, key=lambda row: row["fps"]) if caps else None
     verdict = (
-        f"Best row: {best['fps']:.1f} FPS, p99 {_ms(best['p99_ms'])} ms ({best['style']}, {best['path']}): "
-        + ("meets" if best["fps"] >= 30 and (best["p99_ms"] or 1e9) <= 100 else "**does not meet**")
-        + " the issue's bar of 30 FPS with p99 <= 100 ms."
+        f"Best row with the 30 FPS camera: {best['fps']:.1f} FPS of {best.get('camera_fps') or 0:.1f} camera frames a second, "
+        f"p50 {_ms(best['p50_ms'])} ms, p99 {_ms(best['p99_ms'])} ms ({best['style']}, {best['path']}): "
+        + ("**meets**" if meeting else "**does not meet**")
+        + f" the issue's bar of 30 FPS end to end with p99 <= 100 ms ({len(meeting)} of {len(served)} rows do)."
+        + (
+            f" Headroom: offered 60 camera frames a second, the best setting ({cap['path'].split(', ', 1)[1]}) drew {cap['fps']:.1f} FPS, "
+            f"p99 {_ms(cap['p99_ms'])} ms (the faster clip also costs the browser more)."
+            if cap
+            else ""
+        )
     )
     quality = "; ".join(
         f"{k}: " + (f"{v['kb']} KB, " if "kb" in v else "") + f"input {v['input_levels']}, output {v['output_levels']}"
@@ -371,14 +415,19 @@ pan and zoom across {r["clip"]["photos"]} photos of `../shared/data/content`, 30
 folder). Each row {r["seconds_per_row"]:g} s after {WARMUP_FRAMES} frames. FPS: frames drawn on the page's canvas per
 second (page FPS: the page's own 3-s readout at the end); latency: capture (before the page's JPEG
 encode) to drawn, per frame; dropped: frames the server answered "dropped". The camera frame, the
-page, the browser and the server all share the same 2 cores. Load average before {r["loadavg_before"]}, after
-{r["loadavg_after"]} (other engineers' jobs and a training run were on the machine: above 2, every row competed for the CPU).
+page, the browser and the server all share the same 2 cores. Load average (1/5/15 min) before {r["loadavg_before"]}, after
+{r["loadavg_after"]}{"; " + r["note"] if r.get("note") else ""}. Camera FPS: new camera frames the page saw per second
+(requestVideoFrameCallback); the page sends each at most once.
 
 {markdown_table(head, [_cells(row) for row in r["rows"]])}
 
 Levers that are not a new network ({r.get("lever_style", r["levers"][0]["style"])}, the fastest style, server on {r["lever_backend"]}; compare with its row above):
 
 {markdown_table(head, [_cells(row) for row in r["levers"]])}
+
+Capacity (the page sends each camera frame once, so a 30 FPS camera caps every row above at 30):
+
+{markdown_table(head, [_cells(row) for row in r["capacity"]]) if r.get("capacity") else "not measured"}
 
 JPEG codec, one 640x480 frame in-process (median): {codec}.
 
@@ -397,8 +446,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_webcam", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", type=Path, default=[], help="an extra .onnx network to measure (repeatable)")
     parser.add_argument("--full", action="store_true", help="20 s rows instead of 8 s")
+    parser.add_argument("--note", help="what else the machine was doing, for the BENCHMARKS.md section")
     a = parser.parse_args()
     for m in a.model:
         if not m.is_file():
             parser.error(f"--model {m}: no such file")
-    run(quick=not a.full, models=a.model)
+    run(quick=not a.full, models=a.model, note=a.note)

@@ -80,7 +80,7 @@ def readme_rows(credits: list[dict]) -> list[str]:
     rows = []
     for meta in credits:
         stem = meta["style_image"].rsplit(".", 1)[0]
-        net = "full (Johnson)" if is_full_net(meta) else "slim (real-time)"
+        net = "full (Johnson)" if is_full_net(meta) else "tiny (real-time, 640×480)" if "variant=tiny" in meta.get("architecture", "") else "slim (real-time)"
         name = meta["style_name"]
         painting = meta["style_image"]
         if meta.get("styles"):
@@ -93,7 +93,8 @@ def readme_rows(credits: list[dict]) -> list[str]:
         if stem in PAINTINGS:
             title, artist, year = PAINTINGS[stem][:3]
             painting = f"{title.replace('*', '').split(' (')[0]}, {artist}, {year}"
-        rows.append(f"| `{name}` | {painting} | {net} | {meta['recipe']}, {meta['steps']} | [{name}.md](checkpoints/{name}.md) |")
+        steps = f"{meta['init_steps']} + {meta['steps']} (warm start)" if meta.get("init_steps") else meta["steps"]
+        rows.append(f"| `{name}` | {painting} | {net} | {meta['recipe']}, {steps} | [{name}.md](checkpoints/{name}.md) |")
     return rows
 
 

@@ -38,6 +38,10 @@ LOOKS = {
     "great_wave": "Prussian blue and cream, with the print's crest-line texture; the cat's eyes, nose and stripes stay sharp.",
     "great_wave_slim": "the painting's Prussian blue and cream palette and its crest-line texture over the whole photo; "
     "objects (the cat's eyes, nose and fur, a koala, berries) stay recognizable; on the cat it looks much like the full net.",
+    "starry_night_tiny": "the blues of the slim net with yellow on the light areas and swirling dabs, softer than the slim "
+    "and full nets (detail below 8 px is lost: a dandelion's seeds become a pale ball); no band along the edges since the "
+    "8 px margin (before it, the last rows carried a stripe of their own texture). The webcam style: 30 FPS at 640x480 in "
+    "the page on 2 cores (BENCHMARKS.md, Webcam page).",
     "starry_night_slim": "Van Gogh's blues over the whole photo in a fine cross-hatched texture, with less of the painting's "
     "yellow than the full net (the cat's eyes turn pale); objects recognizable.",
 }
@@ -121,8 +125,11 @@ def training_precision(run: Path) -> str:
     raise SystemExit(f"{run}: no logs/version_*/config.yaml with trainer.precision")
 
 
-def steps_text(steps: int, recipe_file: str) -> str:
+def steps_text(steps: int, recipe_file: str, warm: bool = False) -> str:
     import yaml
+
+    if warm:
+        return f"{steps} more"  # a continuation: its length is not the recipe's
 
     planned = int(yaml.safe_load((ROOT / recipe_file).read_text())["trainer"]["max_steps"])
     if steps == planned:
@@ -168,15 +175,14 @@ def flicker_text(onnx_path: Path) -> str:
     )
 
 
-def card(name: str, run: Path, compare: Path, compare_content: Path | None = None) -> str:
+def card(name: str, run: Path, compare: Path, compare_content: Path | None = None, history: str | None = None) -> str:
     from benchmarks.common import machine_info
 
     onnx_path = ROOT / "checkpoints" / f"{name}.onnx"
     f = onnx_facts(onnx_path)
     meta = f["meta"]
     painting = Path(meta["style_image"]).stem
-    title, artist, year, medium, why, _ = PAINTINGS[painting]
-    source = PAINTINGS[painting].source
+    title, artist, year, medium, why, source = PAINTINGS[painting]
     steps = int(meta["steps"])
     ckpt = run / "checkpoints" / f"step-{steps:06d}.ckpt"
     val_step, val = validation_losses(run)
@@ -185,7 +191,13 @@ def card(name: str, run: Path, compare: Path, compare_content: Path | None = Non
     cmp = compare_summary(compare)
     s, o = cmp["summary"], cmp["options"]
     m = machine_info()
-    kind = "full Johnson et al. network" if is_full_net(meta) else "slim real-time network"
+    kind = (
+        "full Johnson et al. network"
+        if is_full_net(meta)
+        else "tiny real-time network (BlurPool, separable blocks at 1/8, pixel shuffle)"
+        if "variant=tiny" in meta["architecture"]
+        else "slim real-time network"
+    )
     photos = len(list((ROOT / "data" / "photos").rglob("*.jpg")))
     recipe_file = f"training/configs/{meta['recipe']}.yaml"
     matched = match_text(s, o)
@@ -205,7 +217,7 @@ def card(name: str, run: Path, compare: Path, compare_content: Path | None = Non
             + f", {training_precision(run)}, on the CPU: no GPU was lent to this project)",
         ),
         ("data", f"the {photos} photos `scripts/get-training-photos.sh DIR` takes from Debian packages"),
-        ("steps", steps_in_all(meta, steps_text(steps, recipe_file))),
+        ("steps", steps_in_all(meta, steps_text(steps, recipe_file, warm=bool(meta.get("init_from"))))),
         ("wall time, hardware", f"{minutes:.0f} min ({span}) on {m['cores']} CPU cores ({m['cpu']}, no GPU); load average at the end (1/5/15 min): {loads}"),
         (
             f"losses at step {val_step} (validation: 4 photos held out of training, at 256²)",
@@ -219,6 +231,8 @@ def card(name: str, run: Path, compare: Path, compare_content: Path | None = Non
         ),
     ]
     rows.append(("flicker (frames stylized one by one, synthetic camera motion)", flicker_text(onnx_path)))
+    if history:
+        rows.insert(6, ("history", history))  # what the run folder cannot say (earlier stages, why)
     if compare_content is not None:
         # From the photo itself the optimizer starts with the content term near zero: a content-heavy
         # objective flatters the comparison from noise, and this one shows how much.
@@ -250,11 +264,12 @@ def main() -> None:
     p.add_argument(
         "--compare-content", type=Path, help="compare report.json of a --init content run (default runs/compare/NAME_content/report.json, if present)"
     )
+    p.add_argument("--history", help="one sentence on earlier stages the run folder does not record (a warm start's source run, why)")
     a = p.parse_args()
     run = a.run or ROOT / "runs" / a.name
     report = a.compare or ROOT / "runs" / "compare" / a.name / "report.json"
     content = a.compare_content or ROOT / "runs" / "compare" / f"{a.name}_content" / "report.json"
-    text = card(a.name, run, report, content if content.exists() else None)
+    text = card(a.name, run, report, content if content.exists() else None, history=a.history)
     out = ROOT / "checkpoints" / f"{a.name}.md"
     out.write_text(text)
     print(f"wrote {out.relative_to(ROOT)}")
