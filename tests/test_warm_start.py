@@ -52,7 +52,7 @@ def test_shipped_models_load_as_warm_starts():
     assert shipped
     for path in shipped:
         warm = load_warm_start(path)
-        net = TransformerNet(warm.width, warm.residual_blocks, n_styles=warm.n_styles)  # painters.onnx: 9
+        net = TransformerNet(warm.width, warm.residual_blocks, n_styles=warm.n_styles, variant=warm.variant)  # painters.onnx: 9, starry_night_tiny: tiny
         apply_warm_start(net, warm)
         assert warm.steps > 0, path.name
 
