@@ -90,7 +90,9 @@ def mean_match(matches: list[int | None], cap: int) -> float:
     return statistics.mean(m if m is not None else cap for m in matches)
 
 
-def draw(results: dict, cap: int, path: Path) -> None:
+def draw(results: dict, cap: int, path: Path, lines: list[tuple[str, float]] = ()) -> None:
+    """The first report's mean match iteration against wall minutes, one line per run; `lines`:
+    labelled horizontal references (a shipped net, a target), dashed."""
     w, h, left, bottom, top, right = 900, 520, 70, 50, 30, 180
     img = Image.new("RGB", (w, h), "white")
     d = ImageDraw.Draw(img)
@@ -117,6 +119,11 @@ def draw(results: dict, cap: int, path: Path) -> None:
         for x, y in pts:
             d.ellipse((x - 3, y - 3, x + 3, y + 3), fill=c)
         d.text((w - right + 10, top + 16 * i), name, fill=c)
+    for label, value in lines:
+        (x0, y), (x1, _) = xy(0, value), xy(xmax, value)
+        for x in range(int(x0), int(x1), 12):
+            d.line([(x, y), (min(x + 6, x1), y)], fill=(110, 110, 110))
+        d.text((x0 + 6, y - 14), label, fill=(80, 80, 80))
     img.save(path)
 
 
@@ -147,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--content", type=Path, default=ROOT.parent / "shared" / "data" / "content")
     p.add_argument("--styles", type=Path, default=ROOT.parent / "shared" / "data" / "styles")
     p.add_argument("-o", "--out", type=Path, required=True, help="output stem: OUT.json and OUT.png")
+    p.add_argument("--line", action="append", default=[], metavar="LABEL=ITERATION", help="a dashed reference line on the plot (repeatable)")
     p.add_argument("--benchmarks", metavar="NOTE", help="also write benchmarks/results/quality_vs_time.json and its BENCHMARKS.md section, with this note")
     a = p.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
@@ -176,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.with_suffix(".json").write_text(json.dumps(payload, indent=1) + "\n")
-    draw(results, cap, a.out.with_suffix(".png"))
+    lines = [(label, float(value)) for label, value in (spec.rsplit("=", 1) for spec in a.line)]
+    draw(results, cap, a.out.with_suffix(".png"), lines)
     if a.benchmarks:
         payload["note"] = a.benchmarks
         write_json("quality_vs_time", payload)
