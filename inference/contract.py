@@ -4,6 +4,9 @@ The exporter (training/export.py, torch) writes models that satisfy it; the styl
 (torch-free) read models through it. Keep this file free of torch and onnxruntime imports.
 """
 
+import re
+from typing import NamedTuple
+
 INPUT_NAME = "content"  # float32 (N, 3, H, W), RGB, values in [0, 1]
 OUTPUT_NAME = "stylized"  # float32 (N, 3, H, W), RGB, values in [0, 1]
 IO_CONTRACT = "RGB float32 NCHW [0,1] -> RGB float32 NCHW [0,1]"
@@ -54,3 +57,23 @@ OPTIONAL_METADATA = (
 # and instance norm: 1/4 in the johnson nets, 1/8 in the tiny one); the stylizer pads smaller images up to it.
 MIN_SIDE = 16
 SIZE_MULTIPLE = 4
+
+
+class Architecture(NamedTuple):
+    width: float
+    residual_blocks: int
+    n_styles: int = 1
+    variant: str = "johnson"  # training/transformer.py VARIANTS
+
+
+_ARCHITECTURE = re.compile(r"TransformerNet\(width=([0-9.]+), residual_blocks=(\d+)(?:, n_styles=(\d+))?(?:, variant=(\w+))?\)")
+
+
+def parse_architecture(text: str) -> Architecture | None:
+    """The metadata's `architecture`, as training/export.architecture() writes it
+    ('TransformerNet(width=0.5, residual_blocks=3[, n_styles=N][, variant=tiny])'); None when the
+    text is not one."""
+    m = _ARCHITECTURE.fullmatch(str(text).strip())
+    if not m:
+        return None
+    return Architecture(float(m.group(1)), int(m.group(2)), int(m.group(3) or 1), m.group(4) or "johnson")

@@ -19,14 +19,13 @@ SharedArrayBuffer) and the pthread workers are started from these files.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, Response
 
-from stylecast.inference.contract import INPUT_NAME, MIN_SIDE, OUTPUT_NAME, SIZE_MULTIPLE
+from stylecast.inference.contract import INPUT_NAME, MIN_SIDE, OUTPUT_NAME, SIZE_MULTIPLE, parse_architecture
 from stylecast.inference.server_config import ServerConfig
 from stylecast.inference.server_limits import ApiError
 from stylecast.inference.server_models import LoadedStyle
@@ -40,17 +39,11 @@ REALTIME_MAX_WIDTH = 0.5
 NO_MODELS = "this server stylizes every frame itself: it does not hand out its models (started with --no-browser-models)"
 ISOLATION_HEADERS = {"Cross-Origin-Embedder-Policy": "require-corp", "Cross-Origin-Resource-Policy": "same-origin"}
 
-_WIDTH = re.compile(r"width=([0-9.]+)")
-
 
 def is_realtime(name: str, metadata: dict[str, Any]) -> bool:
     """The slim nets: `*_slim` by name, or an architecture of width <= 0.5."""
-    match = _WIDTH.search(str(metadata.get("architecture", "")))
-    try:
-        narrow = match is not None and float(match.group(1)) <= REALTIME_MAX_WIDTH
-    except ValueError:
-        narrow = False
-    return name.endswith("_slim") or narrow
+    arch = parse_architecture(metadata.get("architecture", ""))
+    return name.endswith("_slim") or (arch is not None and arch.width <= REALTIME_MAX_WIDTH)
 
 
 def tensor_contract() -> dict[str, Any]:

@@ -272,7 +272,7 @@ def add_api_routes(app: FastAPI, state: ServerState, require_token) -> None:
 
 def _stylize_headers(loaded, out, fmt: str, queue_ms: float, run_ms: float) -> dict[str, str]:
     timing = ", ".join([f"queue;dur={queue_ms:.1f}"] + [f"{k};dur={v * 1000:.1f}" for k, v in out.stages.items()])
-    headers = {
+    return {
         "Server-Timing": timing,
         "X-Stylecast-Style": loaded.name,
         "X-Stylecast-Backend": f"{loaded.stylizer.backend}/{loaded.stylizer.device}",
@@ -283,7 +283,6 @@ def _stylize_headers(loaded, out, fmt: str, queue_ms: float, run_ms: float) -> d
         "Cache-Control": "no-store",
         "Vary": "Accept",
     }
-    return headers
 
 
 async def _read_image_body(request: Request, state: ServerState) -> bytes:

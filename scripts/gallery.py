@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stylecast.inference.stylizer import Stylizer  # noqa: E402
-from model_card import PAINTINGS, is_full_net  # noqa: E402  (scripts/, this file's folder)
+from model_card import PAINTINGS, net_kind  # noqa: E402  (scripts/, this file's folder)
 from stylecast.figures import row, stack  # noqa: E402
 from stylecast.images import load_image  # noqa: E402
 
@@ -80,7 +80,7 @@ def readme_rows(credits: list[dict]) -> list[str]:
     rows = []
     for meta in credits:
         stem = meta["style_image"].rsplit(".", 1)[0]
-        net = "full (Johnson)" if is_full_net(meta) else "tiny (real-time, 640×480)" if "variant=tiny" in meta.get("architecture", "") else "slim (real-time)"
+        net = {"full": "full (Johnson)", "tiny": "tiny (real-time, 640×480)", "slim": "slim (real-time)"}[net_kind(meta)]
         name = meta["style_name"]
         painting = meta["style_image"]
         if meta.get("styles"):

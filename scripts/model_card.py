@@ -13,7 +13,6 @@ report. What a painting is and why it is public domain is the one hand-written t
 from __future__ import annotations
 
 import argparse
-import re
 import csv
 import json
 import sys
@@ -22,7 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stylecast.paintings import PAINTINGS as _PAINTINGS  # noqa: E402  (after the sys.path line)
+from stylecast.inference.contract import parse_architecture  # noqa: E402  (after the sys.path line)
+from stylecast.paintings import PAINTINGS as _PAINTINGS  # noqa: E402
 
 # file stem of the painting -> (title in Markdown italics, artist, year, medium, why it is public domain);
 # the table itself is stylecast/paintings.py, which the server's style listing reads too
@@ -91,9 +91,16 @@ def parity_bound(meta: dict) -> float:
     return parity_tolerance(fp16=meta.get("precision") == "fp16", fp16_weights=meta.get("weight_storage") == "fp16")
 
 
+def net_kind(meta: dict) -> str:
+    """'full' (Johnson's network, width 1), 'tiny' (the tiny variant) or 'slim', from the metadata."""
+    arch = parse_architecture(meta["architecture"])
+    if arch is None:
+        raise SystemExit(f"metadata 'architecture' is {meta['architecture']!r}, not a TransformerNet")
+    return "tiny" if arch.variant == "tiny" else "full" if arch.width == 1.0 else "slim"
+
+
 def is_full_net(meta: dict) -> bool:
-    """Johnson's full network (width 1) rather than the slim one, from the architecture string."""
-    return bool(re.search(r"width=1(\.0)?,", meta["architecture"]))
+    return net_kind(meta) == "full"
 
 
 def parity(ckpt: Path, onnx_path: Path) -> dict[str, float]:
@@ -191,13 +198,11 @@ def card(name: str, run: Path, compare: Path, compare_content: Path | None = Non
     cmp = compare_summary(compare)
     s, o = cmp["summary"], cmp["options"]
     m = machine_info()
-    kind = (
-        "full Johnson et al. network"
-        if is_full_net(meta)
-        else "tiny real-time network (BlurPool, separable blocks at 1/8, pixel shuffle)"
-        if "variant=tiny" in meta["architecture"]
-        else "slim real-time network"
-    )
+    kind = {
+        "full": "full Johnson et al. network",
+        "tiny": "tiny real-time network (BlurPool, separable blocks at 1/8, pixel shuffle)",
+        "slim": "slim real-time network",
+    }[net_kind(meta)]
     photos = len(list((ROOT / "data" / "photos").rglob("*.jpg")))
     recipe_file = f"training/configs/{meta['recipe']}.yaml"
     matched = match_text(s, o)
@@ -231,8 +236,8 @@ def card(name: str, run: Path, compare: Path, compare_content: Path | None = Non
         ),
     ]
     rows.append(("flicker (frames stylized one by one, synthetic camera motion)", flicker_text(onnx_path)))
-    if history:
-        rows.insert(6, ("history", history))  # what the run folder cannot say (earlier stages, why)
+    if history:  # what the run folder cannot say (earlier stages, why), after the steps
+        rows.insert([k for k, _ in rows].index("steps") + 1, ("history", history))
     if compare_content is not None:
         # From the photo itself the optimizer starts with the content term near zero: a content-heavy
         # objective flatters the comparison from noise, and this one shows how much.

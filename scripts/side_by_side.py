@@ -17,21 +17,14 @@ import json
 import sys
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
-
 ROOT = Path(__file__).resolve().parents[1]
-TILE = 256
-LABEL_H = 18
+sys.path.insert(0, str(ROOT))
+
+from stylecast.figures import row, stack  # noqa: E402  (after the sys.path line)
+from stylecast.images import load_image  # noqa: E402
+from stylecast.inference.stylizer import resized  # noqa: E402
+
 ITERATION = 100
-
-
-def _tile(path: Path, shape: tuple[int, int]) -> Image.Image:
-    """The image fitted into a (width, height) cell, centred on white."""
-    img = Image.open(path).convert("RGB")
-    img.thumbnail(shape, Image.Resampling.LANCZOS)
-    canvas = Image.new("RGB", shape, (255, 255, 255))
-    canvas.paste(img, ((shape[0] - img.width) // 2, (shape[1] - img.height) // 2))
-    return canvas
 
 
 def row_of(folder: Path) -> dict:
@@ -64,27 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     rows = [row_of(f) for f in a.folders]
     if len({(r["photo"], r["size"], r["init"]) for r in rows}) != 1:
         raise SystemExit("every report must be of the same photo, size and --init")
-    font = ImageFont.load_default()
-    with Image.open(rows[0]["fast"]) as first:  # cells take the photo's aspect: no white bands
-        w, h = first.size
-    cell = (TILE, round(TILE * h / w)) if w >= h else (round(TILE * w / h), TILE)
-    fig = Image.new("RGB", (3 * cell[0], len(rows) * (cell[1] + LABEL_H)), (255, 255, 255))
-    draw = ImageDraw.Draw(fig)
-    photo = _tile(a.content, cell)
-    for i, r in enumerate(rows):
-        y = i * (cell[1] + LABEL_H)
+    fast = [load_image(r["fast"]) for r in rows]
+    photo = resized(load_image(a.content), max(fast[0].shape[:2]))  # the compare's size
+    figure_rows = []
+    for r, net in zip(rows, fast):
         matched = f"L-BFGS matches it at it. {r['match']}" if r["match"] else "L-BFGS never reached it"
-        cells = [
-            (f"photo ({r['style']})", photo),
-            (f"net, 1 pass: {matched}", _tile(r["fast"], cell)),
-            (f"L-BFGS-B, {ITERATION} it. from {r['init']}", _tile(r["slow"], cell)),
-        ]
-        for c, (label, tile) in enumerate(cells):
-            fig.paste(tile, (c * cell[0], y + LABEL_H))
-            draw.text((c * cell[0] + 4, y + 3), label[:42], fill=(0, 0, 0), font=font)
+        panels = [(photo, f"photo ({r['style']})"), (net, f"net, 1 pass: {matched}"), (load_image(r["slow"]), f"L-BFGS-B, {ITERATION} it. from {r['init']}")]
+        figure_rows.append(row(panels))
         print(f"| {r['style']} | {r['match'] or '>100'} | {r['fast_total']:.3g} | {r['slow_total']:.3g} |")
     a.output.parent.mkdir(parents=True, exist_ok=True)
-    fig.save(a.output, quality=88)
+    stack(figure_rows).save(a.output, quality=88)
     print(f"wrote {a.output} ({len(rows)} styles, {rows[0]['photo']} at {rows[0]['size']} px)")
     return 0
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stylecast.inference.contract import IO_CONTRACT, MULTI_IO_CONTRACT, REQUIRED_METADATA
+from stylecast.inference.contract import IO_CONTRACT, MULTI_IO_CONTRACT, REQUIRED_METADATA, parse_architecture
 from stylecast.inference.stylizer import Stylizer
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
@@ -25,9 +25,9 @@ MULTI_CARD_ROWS = ("styles", "network", "recipe", "steps", "wall time", "export 
 
 def shape(meta: dict) -> tuple[float, int]:
     """(width, residual_blocks) from 'TransformerNet(width=1, residual_blocks=5[, n_styles=N][, variant=tiny])'."""
-    m = re.fullmatch(r"TransformerNet\(width=([\d.]+), residual_blocks=(\d+)(?:, n_styles=\d+)?(?:, variant=(\w+))?\)", meta.get("architecture", ""))
-    assert m, meta.get("architecture")
-    return (float(m[1]), int(m[2])) + ((m[3],) if m[3] else ())
+    arch = parse_architecture(meta.get("architecture", ""))
+    assert arch, meta.get("architecture")
+    return (arch.width, arch.residual_blocks) + ((arch.variant,) if arch.variant != "johnson" else ())
 
 
 def styles_of(stylizer: Stylizer) -> list[dict | None]:

@@ -16,7 +16,6 @@ Optimizer state is not carried over (Adam's moments start from zero): a warm sta
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import torch
 
 from stylecast.errors import UserError
-from stylecast.inference.contract import META_PREFIX, STYLES_KEY
+from stylecast.inference.contract import META_PREFIX, STYLES_KEY, Architecture, parse_architecture
 from stylecast.training.export import FP16_SUFFIX, load_checkpoint
 from stylecast.training.styles import style_name, styles_of
 
@@ -43,11 +42,11 @@ class WarmStart:
     variant: str = "johnson"  # transformer.VARIANTS
 
 
-def _architecture(text: str, path: Path) -> tuple[float, int, int, str]:
-    m = re.fullmatch(r"TransformerNet\(width=([0-9.]+), residual_blocks=(\d+)(?:, n_styles=(\d+))?(?:, variant=(\w+))?\)", text.strip())
-    if not m:
+def _architecture(text: str, path: Path) -> Architecture:
+    arch = parse_architecture(text)
+    if arch is None:
         raise UserError(f"{path}: metadata 'architecture' is {text!r}, not a TransformerNet")
-    return float(m.group(1)), int(m.group(2)), int(m.group(3) or 1), m.group(4) or "johnson"
+    return arch
 
 
 def _onnx_styles(meta: dict[str, str], n_styles: int, path: Path) -> list[dict[str, Any]]:
