@@ -12,6 +12,7 @@ adds its own loss: 3.4 levels mean (max 30) on these frames, asserted <= 5.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from fractions import Fraction
@@ -261,7 +262,10 @@ def stylize(*args: str) -> int:
     return cli.main(["stylize", *args, "-s", STYLE, "--backend", "ort"])
 
 
-def test_cli_progress_bar_and_quiet(clip, tmp_path, capsys):
+def test_cli_progress_bar_and_quiet(clip, tmp_path, capsys, monkeypatch):
+    # tqdm redraws at most every 0.1 s, so a fast machine stylizes the 24 frames between two redraws
+    # and the bar only ever shows 0/24 (a CI run failed that way): here it redraws on every update.
+    monkeypatch.setattr(video, "tqdm", functools.partial(video.tqdm, mininterval=0))
     assert stylize(str(clip), "-o", str(tmp_path / "a.mp4")) == 0
     out, err = capsys.readouterr()
     assert f"{clip} -> {tmp_path / 'a.mp4'}  {W}x{H}  {FRAMES} frames, 2.00 s at 12 fps, libx264, audio copied (aac)" in out
