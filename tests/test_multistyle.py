@@ -28,6 +28,7 @@ from stylecast.training.cli import main as train_main
 from stylecast.training.data import PhotoStream, StreamSampler
 from stylecast.training.export import export_checkpoint, export_onnx, load_checkpoint, metadata_from_checkpoint
 from stylecast.training.module import StyleTransferModule
+from stylecast.training.styles import replay_draw
 from stylecast.training.transformer import TransformerNet
 from test_training import DDP_DRIVER, ROOT, cli_args, free_port, one_thread, photos, style  # noqa: F401  (fixtures)
 
@@ -273,6 +274,84 @@ def test_a_single_style_net_warm_starts_every_style_of_a_multi_style_run(paintin
             assert (module.net.eval()(x, torch.eye(n)[k]) - want).abs().max() < 5e-6
     tables = list(module.net.style_parameters())
     assert tables and all(torch.equal(t[0], t[1]) for t in tables)
+
+
+def test_base_train_all_trains_the_shared_weights_and_replays_the_base_styles(multi_run, paintings, photos, tmp_path):  # noqa: F811
+    # --model.base_train all: the new style gets the shared weights too; the base's γ, β rows stay
+    # bit for bit and its styles are replayed (their paintings are in --style, matched by name).
+    base_ckpt = multi_run / "checkpoints" / "last.ckpt"
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    for p in paintings.iterdir():
+        (styles / p.name).write_bytes(p.read_bytes())
+    save_image(stripes_image(64, 64, period=3)[::-1].copy(), styles / "waves.png")
+    out = tmp_path / "added"
+    args = ["--base", str(base_ckpt), "--style", str(styles), "--model.base_train", "all", "--model.new_share", "0.5",
+            "--data", str(photos), "--out", str(out), "--data.image_size", "32", "--data.batch_size", "2", "--data.val_images", "2",
+            "--data.num_workers", "0", "--model.style_size", "64", "--trainer.enable_progress_bar", "false",
+            "--trainer.enable_model_summary", "false", "--steps", "3", "--trainer.val_check_interval", "3"]  # fmt: skip
+    assert train_main(args) == 0
+    before = torch.load(base_ckpt, weights_only=True)["state_dict"]
+    after_ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    after = after_ckpt["state_dict"]
+    shared_moved, tables = 0, 0
+    for key, old in before.items():
+        if old.shape == after[key].shape:
+            shared_moved += not torch.equal(after[key], old)
+        else:
+            tables += 1
+            assert torch.equal(after[key][:2], old), key  # the base's rows: bit for bit
+            assert not torch.allclose(after[key][2], old.mean(0)), key
+    assert tables == 14 and shared_moved >= 10  # the convolutions' weights and biases trained
+    hp = after_ckpt["hyper_parameters"]
+    assert [s["name"] for s in hp["styles"]] == ["stripes", "blobs", "waves"]  # the base's rows first, as they were
+    # every weight is in the optimizer: the tables at base_lr, the shared weights at base_shared_lr
+    groups = after_ckpt["optimizer_states"][0]["param_groups"]
+    assert [(g["initial_lr"] if "initial_lr" in g else g["lr"]) for g in groups] == [1e-2, 1e-4]
+    assert [len(g["params"]) for g in groups] == [14, len(after) - 14] and len(after_ckpt["optimizer_states"][0]["state"]) == len(after)
+    # validation scores every style (the base's ones: how much the replay kept them)
+    val = next(r for r in metrics(out) if r.get("val/total"))
+    assert all(val.get(f"val/total/{name}") for name in ("stripes", "blobs", "waves"))
+
+
+def test_replay_draw_gives_the_new_styles_their_share():
+    draw = torch.randint(2**62, (40_000,), generator=torch.Generator().manual_seed(0))
+    uniform = replay_draw(draw, 0, 3, 0.5)
+    assert torch.equal(uniform, draw % 3)  # without replay: the multi-style run's uniform pick
+    index = replay_draw(draw, 8, 9, 0.75)  # 8 replayed styles, 1 new one
+    counts = torch.bincount(index, minlength=9).double() / len(draw)
+    assert abs(counts[8] - 0.75) < 0.01  # binomial std 0.002
+    assert (counts[:8] - 0.25 / 8).abs().max() < 0.006  # std 0.0009 each
+    assert torch.equal(index, replay_draw(draw, 8, 9, 0.75))  # a function of the draw: resumable
+    two_new = torch.bincount(replay_draw(draw, 2, 4, 1.0), minlength=4)
+    assert two_new[:2].sum() == 0 and abs(int(two_new[2]) - int(two_new[3])) < 600
+
+
+@pytest.mark.parametrize("case, message", [
+    ("lacks", "--model.base_train all replays the base's styles: --style lacks starry_night.jpg"),
+    ("nothing_new", "every --style painting is already a style of the base"),
+    ("no_base", "--model.base_train all applies to a --base run"),
+    ("bad_mode", "--model.base_train must be 'styles' or 'all', got 'some'"),
+    ("share", r"--model.new_share must be in \(0, 1\], got 0"),
+    ("shared_lr", "--model.base_lr and --model.base_shared_lr must be positive, got 0.01 and 0"),
+])  # fmt: skip
+def test_base_train_all_errors(paintings, tmp_path, case, message):
+    ckpt = fake_checkpoint(tmp_path / "single.ckpt", textured_net(0.25, 1, seed=3))  # one style: starry_night
+    kw = dict(style_image=str(paintings / "blobs.png"), style_size=64, image_size=32, width=0.25, residual_blocks=1, base=str(ckpt), base_train="all")
+    if case == "nothing_new":
+        starry = tmp_path / "starry_night.png"
+        save_image(smooth_image(64, 64, seed=1), starry)
+        kw["style_image"] = str(starry)
+    elif case == "no_base":
+        kw.pop("base")
+    elif case == "bad_mode":
+        kw["base_train"] = "some"
+    elif case == "share":
+        kw["new_share"] = 0.0
+    elif case == "shared_lr":
+        kw["base_shared_lr"] = 0.0
+    with pytest.raises(UserError, match=message):
+        StyleTransferModule(**kw)
 
 
 @pytest.mark.parametrize("case, message", [

@@ -6,6 +6,7 @@ Everything LightningCLI offers works: --config recipe.yaml (several allowed, lat
   --style PAINTING     = --model.style_image PAINTING (--style-image: compare's name for it);
                          repeated, or a folder of paintings: one network for several styles
   --base MODEL         = --model.base MODEL: add the --style painting(s) to a trained network
+                         (--model.base_train all: the shared weights too, the base's styles replayed)
   --data FOLDER        = --data.root FOLDER (a folder; `--data file.yaml` still loads a data config)
   --out RUN_DIR        = --trainer.default_root_dir RUN_DIR (default runs/<style name>)
   --steps N            = --trainer.max_steps N

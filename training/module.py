@@ -38,7 +38,16 @@ from stylecast.losses.perceptual import PerceptualLoss, parse_layers
 from stylecast.errors import UserError
 from stylecast.images import save_image
 from stylecast.training.stability import Perturbation, random_theta, warp
-from stylecast.training.styles import check_unique, expand_style_images, freeze_all_but_styles, grow_from_base, mask_base_rows, style_records
+from stylecast.training.styles import (
+    check_unique,
+    expand_style_images,
+    freeze_all_but_styles,
+    grow_from_base,
+    mask_base_rows,
+    replay_draw,
+    replay_paintings,
+    style_records,
+)
 from stylecast.training.transformer import TransformerNet
 from stylecast.training.warm_start import apply_warm_start, load_warm_start
 
@@ -60,7 +69,18 @@ class StyleTransferModule(pl.LightningModule):
     base: add the paintings as new styles to this trained network (a .ckpt of `stylecast train`
         or an exported .onnx; single- or multi-style): only the new styles' γ, β train, every
         other tensor stays as it was; width and residual_blocks must be the base's.
-    base_lr: Adam's step size for a --base run (only γ, β train; the recipe's lr is for whole networks).
+    base_lr: Adam's step size for the new styles' γ, β in a --base run (they must move by 0.1-1 from
+        the base's mean; the recipe's lr is for whole networks).
+    base_train: what a --base run trains. "styles" (Dumoulin et al.): only the new styles' γ, β;
+        every other tensor stays bit for bit. "all": the shared weights too (at base_shared_lr), so
+        the new style gets the whole network's capacity; the base's γ, β stay as they were and its
+        styles are replayed (a share of the samples) so the shared weights keep serving them.
+        --style then lists the base's paintings too (matched by name) besides the new ones.
+    new_share: with base_train "all", the share of samples drawn from the new styles (the rest
+        replay the base's, uniformly).
+    base_shared_lr: with base_train "all", Adam's step size for the shared weights. Smaller than a
+        whole run's: the base is trained, and at 5e-4 its styles' validation loss rose by 89 % in
+        the first 25 steps (1e-4: 32 %) before the replay brought it back (README, "Many styles").
     style_size: longer side of the style image when its Gram targets are computed (Johnson: 256);
         the style's brush-stroke scale relative to the training crops follows from style_size / image_size.
     image_size: training crop side, recorded for the exporter (linked from --data.image_size).
@@ -99,6 +119,9 @@ class StyleTransferModule(pl.LightningModule):
         style_weights: list[float] | None = None,
         base: str = "",
         base_lr: float = 1e-2,
+        base_train: str = "styles",
+        new_share: float = 0.75,
+        base_shared_lr: float = 1e-4,
         style_size: int | None = 256,
         image_size: int = 256,
         width: float = 1.0,
@@ -131,6 +154,12 @@ class StyleTransferModule(pl.LightningModule):
             raise UserError(f"--model.lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
         if lr <= 0:
             raise UserError(f"--model.lr must be positive, got {lr}")
+        if base_train not in ("styles", "all"):
+            raise UserError(f"--model.base_train must be 'styles' or 'all', got {base_train!r}")
+        if not 0 < new_share <= 1:
+            raise UserError(f"--model.new_share must be in (0, 1], got {new_share}")
+        if base_lr <= 0 or base_shared_lr <= 0:
+            raise UserError(f"--model.base_lr and --model.base_shared_lr must be positive, got {base_lr} and {base_shared_lr}")
         self.save_hyperparameters()
         self._build_net(width, residual_blocks)
         try:
@@ -161,10 +190,14 @@ class StyleTransferModule(pl.LightningModule):
 
     def _build_net(self, width: float, residual_blocks: int) -> None:
         """self.net, and for several styles: trained_styles (the records this run trains, in
-        target order), style_offset (their first row: the base's style count) and style_scales."""
+        target order), style_offset (row of the first of them), n_base (the base's style count:
+        rows whose γ, β never move), n_replayed (the base's styles among trained_styles: 0, or
+        n_base with base_train "all") and style_scales."""
         h = self.hparams
         self.style_paths = expand_style_images(h.style_image)
-        base_styles, base = [], None
+        base_styles, base, replayed = [], None, []
+        if h.base_train == "all" and not h.base:
+            raise UserError("--model.base_train all applies to a --base run: pass --base MODEL")
         if h.base:
             if h.init_from:
                 raise UserError("--base and --model.init_from both set the starting weights: pass one")
@@ -175,11 +208,18 @@ class StyleTransferModule(pl.LightningModule):
                 raise UserError(f"--base: {base.source} is TransformerNet(width={base.width:g}, residual_blocks={base.residual_blocks}); "
                                 f"set --model.width {base.width:g} --model.residual_blocks {base.residual_blocks} (or its recipe)")  # fmt: skip
             base_styles = base.styles
+            if h.base_train == "all":
+                replayed, self.style_paths = replay_paintings(base_styles, self.style_paths)
         new = style_records(self.style_paths, h.style_weights) if len(self.style_paths) + len(base_styles) > 1 else []
         if h.style_weights and not new:
             raise UserError("--model.style_weights weighs several styles; for one painting set --model.style_weight")
-        self.trained_styles, self.style_offset = new, len(base_styles)
         check_unique([*base_styles, *new])
+        self.n_base, self.n_replayed = len(base_styles), len(replayed)
+        if replayed:  # the base's styles are trained (replayed) too, in their rows' order
+            self.trained_styles, self.style_offset = [*base_styles, *new], 0
+            self.style_paths = [*replayed, *self.style_paths]
+        else:
+            self.trained_styles, self.style_offset = new, len(base_styles)
         n_styles = max(1, len(base_styles) + len(new))
         try:
             self.net = TransformerNet(width=width, residual_blocks=residual_blocks, n_styles=n_styles, variant=h.variant)
@@ -187,12 +227,15 @@ class StyleTransferModule(pl.LightningModule):
             raise UserError(f"--model.variant: {exc}") from None
         if n_styles > 1:
             self.hparams["styles"] = [*base_styles, *new]  # saved with the checkpoint: the exporter names the rows
-            self.register_buffer("style_scales", torch.tensor([r["style_weight"] for r in new]), persistent=False)
+            scales = [float(r.get("style_weight", 1.0)) for r in self.trained_styles]
+            self.register_buffer("style_scales", torch.tensor(scales), persistent=False)
         if base is not None:
             grow_from_base(self.net, base.state_dict, len(base_styles))
-            freeze_all_but_styles(self.net)
+            if h.base_train == "styles":
+                freeze_all_but_styles(self.net)
             self.hparams["base_steps"] = base.steps
-            log.info("adding %d style(s) to %s (%d styles, %d steps)", len(new), base.source, len(base_styles), base.steps)
+            how = "only their γ, β train" if h.base_train == "styles" else f"every weight trains, the base's styles replayed ({1 - h.new_share:.0%} of samples)"
+            log.info("adding %d style(s) to %s (%d styles, %d steps): %s", len(new), base.source, len(base_styles), base.steps, how)
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and not self.loss._style_names:
@@ -238,13 +281,14 @@ class StyleTransferModule(pl.LightningModule):
         return self.net(images, style_weights)
 
     def _style_index(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        """Each sample's trained style (0 .. len(trained_styles)-1), uniform: the data stream's draw."""
+        """Each sample's trained style (0 .. len(trained_styles)-1) from the data stream's draw:
+        uniform, or in a replaying --base run new styles with probability new_share."""
         if not self.trained_styles:
             return None
         draw = batch.get("draw")
         if draw is None:  # a loader other than PhotoDataModule's
             draw = torch.randint(2**62, (batch["image"].shape[0],))
-        return (draw % len(self.trained_styles)).to(self.device)
+        return replay_draw(draw, self.n_replayed, len(self.trained_styles), self.hparams.new_share).to(self.device)
 
     def _losses(self, images: torch.Tensor, train: bool = True, style_index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         weights, scale = None, None
@@ -307,7 +351,7 @@ class StyleTransferModule(pl.LightningModule):
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.hparams.base:
-            mask_base_rows(self.net, self.style_offset)  # the base's styles stay bit for bit
+            mask_base_rows(self.net, self.n_base)  # the base's γ, β stay bit for bit
         # Checked after backward (and after DDP's gradient all-reduce, so every rank agrees) and
         # before the weights change: a NaN never reaches the weights or a checkpoint.
         grads = [p.grad.detach().float().norm() for p in self.net.parameters() if p.grad is not None]
@@ -339,8 +383,17 @@ class StyleTransferModule(pl.LightningModule):
         # --base trains only γ, β: they must move by ~0.1-1 from the base's mean, and Adam moves a
         # parameter by about lr per step, so the full net's lr (5e-4) barely moves them (measured on
         # The Great Wave added to 8 styles: val loss 171k at step 80 with 5e-4, 94k with 1e-2).
-        lr = self.hparams.base_lr if self.hparams.base else self.hparams.lr
-        optimizer = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], lr=lr)
+        h = self.hparams
+        if h.base and h.base_train == "all":  # the new γ, β at base_lr, the shared weights at base_shared_lr
+            tables = {id(p) for p in self.net.style_parameters()}
+            groups = [
+                {"params": [p for p in self.net.parameters() if id(p) in tables], "lr": h.base_lr},
+                {"params": [p for p in self.net.parameters() if id(p) not in tables], "lr": h.base_shared_lr},
+            ]
+            optimizer = torch.optim.Adam(groups)
+        else:
+            lr = h.base_lr if h.base else h.lr
+            optimizer = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], lr=lr)
         warmup, schedule = self.hparams.warmup_steps, self.hparams.lr_schedule
         if schedule == "constant" and warmup <= 0:
             return optimizer

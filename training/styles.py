@@ -13,6 +13,12 @@ net with the base's rows plus new ones, copies every base tensor in, starts each
 mean of the base's styles (a blend of what it knows, rather than an arbitrary style), and trains
 only the new rows: every other tensor is frozen (requires_grad False) and the base rows of the
 tables get zero gradient (`mask_base_rows`), so Adam never moves them.
+
+With `--model.base_train all` the shared weights train too (the new style gets the whole network's
+capacity, not 3,200 numbers): the base rows still never move, and the base's styles are replayed
+(their paintings are in --style too, `replay_paintings`; `replay_draw` gives them 1 - new_share of
+the samples) so the shared weights keep serving them. Their outputs change a little; the run's
+per-style validation losses say by how much.
 """
 
 from __future__ import annotations
@@ -107,6 +113,34 @@ def grow_from_base(net: TransformerNet, base_state: dict[str, torch.Tensor], n_b
                 raise UserError(f"--model.base: {key} has shape {tuple(src.shape)}, expected {tuple(value.shape)}")
             else:
                 value.copy_(src)
+
+
+def replay_paintings(base_styles: Sequence[dict[str, Any]], paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
+    """Split --style of a replaying --base run (base_train "all") into the base's paintings, in
+    the base's row order (matched by style name), and the new ones."""
+    by_name = {style_name(p): Path(p) for p in paths}
+    missing = [r.get("painting") or r["name"] for r in base_styles if r["name"] not in by_name]
+    if missing:
+        raise UserError(
+            f"--model.base_train all replays the base's styles: --style lacks {', '.join(missing)} "
+            "(pass the base's paintings besides the new ones, e.g. their folder)"
+        )
+    names = {r["name"] for r in base_styles}
+    new = [Path(p) for p in paths if style_name(p) not in names]
+    if not new:
+        raise UserError("--base: every --style painting is already a style of the base: nothing to add")
+    return [by_name[r["name"]] for r in base_styles], new
+
+
+def replay_draw(draw: torch.Tensor, n_replayed: int, n_styles: int, new_share: float) -> torch.Tensor:
+    """Each sample's style from its stream's uniform 62-bit draw: uniform over n_styles, or, with
+    n_replayed > 0 (the first n_replayed styles are the base's), a new style with probability
+    new_share. The draw's high 30 bits decide new vs replayed, its low 32 bits which one."""
+    if n_replayed == 0:
+        return draw % n_styles
+    low = draw & 0xFFFFFFFF
+    new = (draw >> 32).double() < new_share * 2**30
+    return torch.where(new, n_replayed + low % (n_styles - n_replayed), low % n_replayed)
 
 
 def freeze_all_but_styles(net: TransformerNet) -> None:
