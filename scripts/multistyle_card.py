@@ -144,6 +144,25 @@ def base_measurement(base_run: Path, scratch_run: Path, style: str, batch: int, 
     return out
 
 
+def replay_change(run: Path, base_run: Path, styles: list[dict]) -> list[str]:
+    """What training the shared weights did to the base's styles: each one's validation total at the
+    base run's last validation and at the --base run's last (same 4 held-out photos)."""
+    lines = [
+        "The base's styles, replayed while the shared weights trained: validation total (same 4 held-out photos) before and after",
+        "",
+        "| style | base run | after adding | change |",
+        "|---|---|---|---|",
+    ]
+    changes = []
+    for s in styles:
+        key = f"val/total/{s['name']}"
+        before, after = val_curve(run, key)[-1][1], val_curve(base_run, key)[-1][1]
+        changes.append(after / before - 1)
+        lines.append(f"| `{s['name']}` | {before:.4g} | {after:.4g} | {after / before - 1:+.1%} |")
+    lines.append(f"| mean | | | {np.mean(changes):+.1%} |")
+    return lines
+
+
 def card(
     name: str,
     run: Path,
@@ -167,8 +186,17 @@ def card(
     final_run = base_run or run
     steps = int(meta["steps"])
     ckpt = final_run / "checkpoints" / "last.ckpt"
-    net, _, _ = load_checkpoint(ckpt)
+    net, added_hp, _ = load_checkpoint(ckpt)
     _, base_hp, base_step = load_checkpoint(run / "checkpoints" / "last.ckpt")
+    replayed = base_run is not None and added_hp.get("base_train") == "all"
+    # the shipped run predates --model.base_shared_lr: its shared weights stepped at --model.lr (1e-4)
+    shared_lr = float(added_hp.get("base_shared_lr") or added_hp.get("lr"))
+    how = (
+        f"the shared weights too (`--model.base_train all`, Adam at {shared_lr:g}; the base's γ, β fixed; the base's styles "
+        f"replayed on {1 - float(added_hp.get('new_share', 1)):.0%} of the samples)"
+        if replayed
+        else "only the added style's γ, β (`--base`)"
+    )
     par = parity(net.eval(), onnx_path, style_names=[s["name"] for s in styles])
     worst = max(par.values())
     table, dc, ds = per_style_table(onnx_path, meta, styles, photos, styles_dir)
@@ -195,12 +223,12 @@ def card(
                 if base_hp.get("init_from")
                 else ""
             )
-            + (f"; then {steps} steps training only the added style's γ, β (`--base`)" if base_run else ""),
+            + (f"; then {steps} steps adding `{styles[-1]['name']}` with `--base`, training {how}" if base_run else ""),
         ),
         (
             "wall time, hardware",
             f"{minutes:.0f} min for the base ({span}; load average at the end {loads})"
-            + (f", {wall_time(base_run)[0]:.0f} min for the added style" if base_run else "")
+            + (f", {wall_time(base_run)[0]:.0f} min for the added style (load average at the end {wall_time(base_run)[2]})" if base_run else "")
             + f", on {m['cores']} CPU cores ({m['cpu']}, no GPU)",
         ),
         ("export parity", f"ORT vs torch, per style and for a mix at 256² and 480×640: max abs diff {worst:.1e} (bound {parity_bound(meta):.0e})"),
@@ -225,15 +253,16 @@ def card(
             f"after {b['scratch_final_step']} steps (first at or below it: step {b['scratch_steps']}); at "
             f"{b['scratch_s_per_step']:.2f} s per training step that is {b['scratch_steps'] * b['scratch_s_per_step'] / 60:.1f} min of training."
         )
+        what = "Training the new γ, β and the shared weights (the base's styles replayed)" if replayed else "Training only the new γ, β on the frozen base"
         if "base_steps" in b:
             lines.append(
-                f"Training only the new γ, β on the frozen base reached {b['base_value']:.4g} at step {b['base_steps']}, at "
+                f"{what} reached {b['base_value']:.4g} at step {b['base_steps']}, at "
                 f"{b['base_s_per_step']:.2f} s per step: {b['base_steps'] * b['base_s_per_step'] / 60:.1f} min, "
                 f"**{b['ratio']:.2f}× the time** (target ≤ 0.2×). {step_times_note or 'Step times: each run’s median logged throughput (validation excluded).'}"
             )
         else:
             lines.append(
-                f"Training only the new γ, β did **not** reach it within {b['base_curve'][-1][0]} steps (best {min(v for _, v in b['base_curve']):.4g}, "
+                f"{what} did **not** reach it within {b['base_curve'][-1][0]} steps (best {min(v for _, v in b['base_curve']):.4g}, "
                 f"{min(v for _, v in b['base_curve']) / b['target'] - 1:+.1%}). {step_times_note}"
             )
         lines += [
@@ -251,6 +280,8 @@ def card(
             first = next((st for st, sv in b["scratch_curve"] if sv <= v), None)
             ratio = f"{s * b['base_s_per_step'] / (first * b['scratch_s_per_step']):.2f}" if first else "—"
             lines.append(f"| {s} | {v:.4g} | {first if first else 'not within ' + str(b['scratch_final_step'])} | {ratio} |")
+        if replayed:
+            lines += ["", *replay_change(run, base_run, styles[:-1])]
     lines += [
         "",
         "Reproduce: `scripts/train_shipped.sh painters` (base, then `--base` for the added painting, then export);"
