@@ -10,7 +10,8 @@ amplification = the output's temporal std / the input's (1 passes the noise thro
     python -m benchmarks.bench_flicker --add runs/a.onnx runs/b.onnx   # more rows, the others kept
 
 `--add` measures only the given models (e.g. nets trained with the stability loss) and adds or
-replaces their rows in the last results; each row says the model's stability weight and steps.
+replaces their rows in the last results; each row says the model's stability weight and steps (a
+model in checkpoints/ keeps its name: a re-shipped style replaces its row).
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def extra_nets(paths) -> dict:
         m = s.metadata
         label = f"{path.stem} ({m.get('style_name')}, stability ×{m.get('stability_weight', '0')}, {m.get('steps')} steps"
         label += f" from {m['init_from']})" if m.get("init_from") else ")"
+        if path.resolve().parent == (ROOT / "checkpoints").resolve():
+            label = path.stem  # a re-shipped model replaces its own row
         out[label] = lambda f, s=s: s(f)
     return out
 

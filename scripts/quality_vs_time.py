@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--styles", type=Path, default=ROOT.parent / "shared" / "data" / "styles")
     p.add_argument("-o", "--out", type=Path, required=True, help="output stem: OUT.json and OUT.png")
     p.add_argument("--line", action="append", default=[], metavar="LABEL=ITERATION", help="a dashed reference line on the plot (repeatable)")
+    p.add_argument("--reference-name", help="what to call the reports' own net in the table (default: its file name, as the reports record it)")
     p.add_argument("--benchmarks", metavar="NOTE", help="also write benchmarks/results/quality_vs_time.json and its BENCHMARKS.md section, with this note")
     a = p.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
@@ -172,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{run.name} step {row['step']}: {row['wall_min']:.0f} min, match {row['match']}", flush=True)
             points.append(row)
         results[run.name] = points
-    reference = {r["model"]["file"] + f" ({r['options']['init']})": r["summary"] for r in reports}
+    # the reports' own net: its file name may since name another model (a re-shipped style)
+    reference = {(a.reference_name or r["model"]["file"]) + f" ({r['options']['init']})": r["summary"] for r in reports}
     payload = {
         "runs": results,
         "reports": [str(r) for r in a.report],

@@ -22,11 +22,12 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 # (mean style loss of 12 training photos against it 9.5e5, vs 3.8e5 for The Great Wave and
 # 4.4e5-4.7e5 for The Starry Night and The Scream), so it gets 0.4 to weigh like the others.
 # steps: the recipe's unless the run was cut to fit a session (the model card says so).
-# extra: more --model.* settings, e.g. the stability loss of the real-time nets (video without
-# flicker: training/stability.py; weight calibrated in BENCHMARKS.md, "Flicker"). "-" for none.
+# extra: more settings, e.g. the stability loss of the real-time nets (video without flicker:
+# training/stability.py; weight calibrated in BENCHMARKS.md, "Flicker"), or 256² crops for a full
+# net trained longer (README, "What a CPU buys you": 3.3 h on 2 cores for starry_night). "-" for none.
 # name              painting          recipe     steps  style_weight  extra
 SHIPPED="
-starry_night        starry_night      cpu-full   1000   1.0
+starry_night        starry_night      cpu-full   2400   1.0           --data.image_size 256
 composition_vii     composition_vii   cpu-full   700    0.4
 the_scream          the_scream        cpu-full   700    1.0
 great_wave          great_wave        cpu-full   700    1.0
@@ -65,7 +66,8 @@ echo "$SHIPPED" | while read -r name painting recipe steps sw extra; do
 done
 
 # The multi-style model (conditional instance norm, Dumoulin et al. 2017): eight paintings trained
-# together, warm-started from the shipped single-style starry_night (its γ, β in every row), then
+# together, warm-started from the shipped single-style starry_night (its γ, β in every row; the
+# shipped base started from the 128² starry_night shipped until 2026-11-29, `git show 06b88ae:checkpoints/starry_night.onnx`), then
 # The Great Wave added with --base --model.base_train all (its γ, β and the shared weights train, the
 # eight replayed on a quarter of the samples) -- the measurement of "a new style in minutes" in
 # checkpoints/painters.md. (The shipped run set the shared weights' step size with --model.lr 1e-4,
