@@ -65,10 +65,12 @@ class StyleTransferModule(pl.LightningModule):
 
     style_image: the painting (any size; resized so its longer side is `style_size`); several
         paintings (a list, or a folder of them) train one conditional network (Dumoulin et al.).
-    style_weights: with several paintings, a factor per painting on style_weight (default 1 each).
+    style_weights: with several paintings, a factor per painting on style_weight (default 1 each);
+        in a --base run, per new painting (the base's styles keep their recorded factors).
     base: add the paintings as new styles to this trained network (a .ckpt of `stylecast train`
         or an exported .onnx; single- or multi-style): only the new styles' γ, β train, every
-        other tensor stays as it was; width and residual_blocks must be the base's.
+        other tensor stays as it was (base_train "styles", the default); width and
+        residual_blocks must be the base's.
     base_lr: Adam's step size for the new styles' γ, β in a --base run (they must move by 0.1-1 from
         the base's mean; the recipe's lr is for whole networks).
     base_train: what a --base run trains. "styles" (Dumoulin et al.): only the new styles' γ, β;
