@@ -109,10 +109,6 @@ def net_kind(meta: dict) -> str:
     return "tiny" if arch.variant == "tiny" else "full" if arch.width == 1.0 else "slim"
 
 
-def is_full_net(meta: dict) -> bool:
-    return net_kind(meta) == "full"
-
-
 def parity(ckpt: Path, onnx_path: Path) -> dict[str, float]:
     from stylecast.training.export import load_checkpoint, parity as check
 
