@@ -57,6 +57,26 @@ def test_shipped_models_load_as_warm_starts():
         assert warm.steps > 0, path.name
 
 
+def test_a_tiny_net_grows_a_fullres_head_that_starts_as_nothing(tmp_path):
+    torch.manual_seed(4)
+    tiny = TransformerNet(0.5, 3, variant="tiny").eval()
+    with torch.no_grad():  # a textured output, not the random init's near-constant one
+        for m in tiny.modules():
+            if isinstance(m, torch.nn.InstanceNorm2d):
+                m.weight.normal_(1.0, 0.5)
+                m.bias.normal_(0.0, 0.5)
+    warm = load_warm_start(fake_checkpoint(tmp_path / "tiny.ckpt", tiny, step=5))
+    assert warm.variant == "tiny"
+    grown = TransformerNet(0.5, 3, variant="tiny_fullres").eval()
+    apply_warm_start(grown, warm)
+    x = torch.from_numpy(smooth_image(40, 56, seed=2).transpose(2, 0, 1)[None].copy())
+    with torch.no_grad():
+        assert torch.equal(grown(x), tiny(x)) and tiny(x).std() > 0.05  # the head's last conv starts at zero
+    assert any(p.abs().sum() > 0 for p in grown.head.parameters())  # the rest of the head is initialized
+    with pytest.raises(UserError, match=r"is the 'tiny_fullres' network variant, this run builds 'tiny'"):
+        apply_warm_start(TransformerNet(0.5, 3, variant="tiny"), load_warm_start(fake_checkpoint(tmp_path / "f.ckpt", grown, step=5)))
+
+
 def test_ckpt_warm_start_and_errors(tmp_path):
     ckpt = fake_checkpoint(tmp_path / "a.ckpt", textured_net(0.25, 1, seed=5), step=9)
     warm = load_warm_start(ckpt)

@@ -26,6 +26,7 @@ from stylecast.errors import UserError
 from stylecast.inference.contract import META_PREFIX, STYLES_KEY, Architecture, parse_architecture
 from stylecast.training.export import FP16_SUFFIX, load_checkpoint
 from stylecast.training.styles import style_name, styles_of
+from stylecast.training.transformer import GROWS_FROM
 
 
 @dataclass
@@ -108,7 +109,9 @@ def apply_warm_start(net: torch.nn.Module, warm: WarmStart) -> None:
             f"residual_blocks={warm.residual_blocks}), this run builds width={net.width:g}, "
             f"residual_blocks={net.residual_blocks}: set --model.width/--model.residual_blocks to match"
         )
-    if getattr(net, "variant", "johnson") != warm.variant:
+    variant = getattr(net, "variant", "johnson")
+    grows = GROWS_FROM.get(variant) == warm.variant  # e.g. tiny -> tiny_fullres: the head keeps its init
+    if variant != warm.variant and not grows:
         raise UserError(
             f"--model.init_from: {warm.source} is the {warm.variant!r} network variant, this run builds {net.variant!r}: set --model.variant {warm.variant}"
         )
@@ -122,11 +125,14 @@ def apply_warm_start(net: torch.nn.Module, warm: WarmStart) -> None:
             f"--model.init_from: {warm.source} holds {warm.n_styles} style(s), this run trains {n_styles}: to add styles to a trained network use --base"
         )
     own = net.state_dict()
-    missing = [k for k in own if k not in warm.state_dict]
+    grown = {k for k in own if grows and k.startswith("head.")}
+    missing = [k for k in own if k not in warm.state_dict and k not in grown]
     if missing:
         raise UserError(f"--model.init_from: {warm.source} lacks {len(missing)} weights, e.g. {missing[0]!r}")
     with torch.no_grad():
         for key, value in own.items():
+            if key in grown:
+                continue
             src = warm.state_dict[key]
             if broadcast and value.dim() == 2 and src.shape == value.shape[1:]:
                 src = src.expand_as(value)  # a conditional norm's (n_styles, C) table from one (C,) row
