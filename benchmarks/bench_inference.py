@@ -32,9 +32,12 @@ DESIGN_CEILINGS = {"fp32": 340.0, "bf16": 2000.0}
 NETS = {"full": (1.0, 5, "johnson"), "slim": (0.5, 3, "johnson"), "tiny": (0.5, 3, "tiny"), "tiny_fullres": (0.5, 3, "tiny_fullres")}
 
 
-def _median_ms(fn, repeats: int) -> float:
+def _median_ms(fn, repeats: int, min_seconds: float = 1.0) -> float:
+    """Median of at least `repeats` runs and of as many as fit in `min_seconds`: three runs of a
+    5-50 ms net were too few (the tiny nets' rows swapped order between two quick runs)."""
     times = []
-    for _ in range(repeats):
+    start = time.perf_counter()
+    while len(times) < repeats or time.perf_counter() - start < min_seconds:
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1000)

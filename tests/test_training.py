@@ -324,7 +324,7 @@ def test_recipes_parse_and_print_config(capsys):
     slim = configs["realtime-slim"]
     assert (slim["model"]["width"], slim["model"]["residual_blocks"]) == (0.5, 3)
     full = configs["realtime-tiny-fullres"]["model"]  # grown on a trained tiny net (--model.init_from)
-    assert (full["variant"], full["stability_weight"], full["stability_noise_weight"], full["lr"]) == ("tiny_fullres", 5e7, 1e9, 5e-4)
+    assert (full["variant"], full["stability_weight"], full["stability_noise_weight"], full["lr"]) == ("tiny_fullres", 3e7, 1e9, 5e-4)
     quick = configs["cpu-quick"]
     assert quick["trainer"]["precision"] == "bf16-mixed" and quick["data"]["image_size"] < 256
     for name, cfg in configs.items():

@@ -108,6 +108,9 @@ def test_train_from_an_exported_model_starts_from_its_weights(photos, style, tmp
         torch.testing.assert_close(trained.state_dict()[key], value, atol=1e-6, rtol=0, msg=key)
     meta = metadata_from_checkpoint(hparams, step, style_name="x")
     assert (meta["init_from"], meta["init_steps"]) == ("base.onnx", "77")
+    # a warm start from this run counts the steps of its source too: 1 + 77 (a chain of warm starts)
+    assert load_warm_start(export_onnx(trained, tmp_path / "second.onnx", meta)).steps == 78
+    assert load_warm_start(out / "checkpoints" / "last.ckpt").steps == 78
     # a fresh run without it starts elsewhere
     assert not torch.allclose(TransformerNet(0.25, 1).state_dict()["encoder.0.0.1.weight"], src.state_dict()["encoder.0.0.1.weight"])
     onnx.checker.check_model(onnx.load(str(path)))

@@ -34,7 +34,7 @@ class WarmStart:
     state_dict: dict[str, torch.Tensor]  # TransformerNet keys (no `net.` prefix), fp32
     width: float
     residual_blocks: int
-    steps: int  # steps the source was trained for (0 when unknown)
+    steps: int  # steps the source was trained for, its own warm start's included (0 when unknown)
     source: str  # file name, for the model card
     n_styles: int = 1
     # one record per style, {"name", "painting", "style_weight"} (training/styles.py); a
@@ -78,7 +78,8 @@ def _from_onnx(path: Path) -> WarmStart:
     for init in model.graph.initializer:
         name = init.name.removesuffix(FP16_SUFFIX)
         state[name] = torch.from_numpy(numpy_helper.to_array(init).astype("float32"))
-    steps = int(meta.get("steps") or 0)
+    # a source that was itself warm-started counts its own source's steps too (init_steps)
+    steps = int(meta.get("steps") or 0) + int(meta.get("init_steps") or 0)
     return WarmStart(state, width, blocks, steps, path.name, n_styles, _onnx_styles(meta, n_styles, path), variant)
 
 
@@ -89,7 +90,8 @@ def _from_checkpoint(path: Path) -> WarmStart:
         painting = hparams.get("style_image") or path.stem
         painting = painting[0] if isinstance(painting, (list, tuple)) and painting else painting
         styles = [{"name": style_name(painting), "painting": Path(str(painting)).name, "style_weight": 1.0}]
-    return WarmStart(net.state_dict(), net.width, net.residual_blocks, step, path.name, net.n_styles, styles, net.variant)
+    steps = step + int(hparams.get("init_steps") or 0)
+    return WarmStart(net.state_dict(), net.width, net.residual_blocks, steps, path.name, net.n_styles, styles, net.variant)
 
 
 def load_warm_start(path: str | Path, option: str = "--model.init_from") -> WarmStart:
