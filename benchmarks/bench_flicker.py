@@ -57,7 +57,9 @@ def extra_nets(paths) -> dict:
     for path in map(Path, paths):
         s = Stylizer(path, backend="ort")
         m = s.metadata
-        label = f"{path.stem} ({m.get('style_name')}, stability ×{m.get('stability_weight', '0')}, {m.get('steps')} steps"
+        label = f"{path.stem} ({m.get('style_name')}, stability ×{m.get('stability_weight', '0')}"
+        label += f", still-camera noise ×{m['stability_noise_weight']}" if m.get("stability_noise_weight") else ""
+        label += f", {m.get('steps')} steps"
         label += f" from {m['init_from']})" if m.get("init_from") else ")"
         if path.resolve().parent == (ROOT / "checkpoints").resolve():
             label = path.stem  # a re-shipped model replaces its own row

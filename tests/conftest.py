@@ -117,6 +117,7 @@ def fake_checkpoint(path: Path, net, step: int = 123) -> Path:
         vgg_weights="caffe",
         pooling="max",
         recipe="test",
+        variant=getattr(net, "variant", "johnson"),
     )
     torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "hyper_parameters": hparams, "global_step": step}, path)
     return path

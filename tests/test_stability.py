@@ -77,3 +77,19 @@ def test_training_with_the_stability_loss_logs_it(photos, style, tmp_path):  # n
     v = val[-1]
     assert float(v["val/total"]) == pytest.approx(float(v["val/content"]) + 5.0 * float(v["val/style"]) + 1000.0 * float(v["val/tv"]), rel=1e-3)
     assert math.isfinite(float(v["val/stability"])) and float(v["val/stability"]) > 0
+
+
+def test_the_still_camera_noise_term_has_its_own_weight(photos, style, tmp_path):  # noqa: F811
+    out = tmp_path / "run"
+    code = train_main(cli_args(photos, style, out, "--steps", "2", "--trainer.val_check_interval", "2", "--trainer.log_every_n_steps", "1",
+                               "--model.stability_weight", "1000", "--model.stability_noise_weight", "3e5"))  # fmt: skip
+    assert code == 0
+    rows = list(csv.DictReader(next((out / "logs").glob("version_*/metrics.csv")).open()))
+    train = [r for r in rows if r.get("train/stability_noise")]
+    assert len(train) == 2
+    for r in train:  # total = the objective + 1000·motion + 3e5·still-camera noise
+        objective = float(r["train/content"]) + 5.0 * float(r["train/style"]) + 1000.0 * float(r["train/tv"])
+        want = objective + 1000 * float(r["train/stability"]) + 3e5 * float(r["train/stability_noise"])
+        assert float(r["train/total"]) == pytest.approx(want, rel=1e-3) and float(r["train/stability_noise"]) > 0
+    v = [r for r in rows if r.get("val/stability_noise")][-1]
+    assert float(v["val/total"]) == pytest.approx(float(v["val/content"]) + 5.0 * float(v["val/style"]) + 1000.0 * float(v["val/tv"]), rel=1e-3)

@@ -314,7 +314,7 @@ def test_resume_continues_the_step_count_and_matches_a_straight_run(photos, styl
 def test_recipes_parse_and_print_config(capsys):
     assert {"johnson2016", "cpu-quick", "realtime-slim"} <= set(recipes())
     configs = {}
-    for name in ("johnson2016", "cpu-quick", "realtime-slim"):
+    for name in ("johnson2016", "cpu-quick", "realtime-slim", "realtime-tiny-fullres"):
         assert train_main(["--recipe", name, "--style", "x.jpg", "--print_config"]) == 0
         configs[name] = yaml.safe_load(capsys.readouterr().out)
     j = configs["johnson2016"]
@@ -323,6 +323,8 @@ def test_recipes_parse_and_print_config(capsys):
     assert (j["model"]["objective"], j["model"]["style_layers"], j["model"]["content_layers"]) == ("johnson2016", "", "")
     slim = configs["realtime-slim"]
     assert (slim["model"]["width"], slim["model"]["residual_blocks"]) == (0.5, 3)
+    full = configs["realtime-tiny-fullres"]["model"]  # grown on a trained tiny net (--model.init_from)
+    assert (full["variant"], full["stability_weight"], full["stability_noise_weight"], full["lr"]) == ("tiny_fullres", 3e7, 1e9, 5e-4)
     quick = configs["cpu-quick"]
     assert quick["trainer"]["precision"] == "bf16-mixed" and quick["data"]["image_size"] < 256
     for name, cfg in configs.items():
@@ -349,11 +351,11 @@ def test_unknown_recipe_is_one_line_listing_the_recipes(capsys):
 
     assert stylecast_main(["train", "--recipe", "cpu-quik", "--style", "x.jpg"]) == 2
     assert capsys.readouterr().err == (
-        "stylecast train: error: unknown recipe 'cpu-quik'; recipes: cpu-full, cpu-quick, johnson2016, realtime-slim, realtime-tiny\n"
+        "stylecast train: error: unknown recipe 'cpu-quik'; recipes: cpu-full, cpu-quick, johnson2016, realtime-slim, realtime-tiny, realtime-tiny-fullres\n"
     )
     assert stylecast_main(["train", "--config", "nope/run.yaml", "--style", "x.jpg"]) == 2
     assert capsys.readouterr().err == (
-        "stylecast train: error: nope/run.yaml: no such config file (--config); recipes: cpu-full, cpu-quick, johnson2016, realtime-slim, realtime-tiny\n"
+        "stylecast train: error: nope/run.yaml: no such config file (--config); recipes: cpu-full, cpu-quick, johnson2016, realtime-slim, realtime-tiny, realtime-tiny-fullres\n"
     )
 
 
@@ -525,5 +527,7 @@ def test_the_variant_is_a_training_option(style):
 
     tiny = StyleTransferModule(style_image=str(style), style_size=64, image_size=32, width=0.5, residual_blocks=3, variant="tiny")
     assert tiny.net.variant == "tiny" and sum(p.numel() for p in tiny.net.parameters()) == 58_780
-    with pytest.raises(UserError, match=r"^--model.variant: variant must be one of johnson, tiny, got 'small'$"):
+    full = StyleTransferModule(style_image=str(style), style_size=64, image_size=32, width=0.5, residual_blocks=3, variant="tiny_fullres")
+    assert sum(p.numel() for p in full.net.parameters()) == 60_055
+    with pytest.raises(UserError, match=r"^--model.variant: variant must be one of johnson, tiny, tiny_fullres, got 'small'$"):
         StyleTransferModule(style_image=str(style), variant="small")

@@ -57,6 +57,26 @@ def test_shipped_models_load_as_warm_starts():
         assert warm.steps > 0, path.name
 
 
+def test_a_tiny_net_grows_a_fullres_head_that_starts_as_nothing(tmp_path):
+    torch.manual_seed(4)
+    tiny = TransformerNet(0.5, 3, variant="tiny").eval()
+    with torch.no_grad():  # a textured output, not the random init's near-constant one
+        for m in tiny.modules():
+            if isinstance(m, torch.nn.InstanceNorm2d):
+                m.weight.normal_(1.0, 0.5)
+                m.bias.normal_(0.0, 0.5)
+    warm = load_warm_start(fake_checkpoint(tmp_path / "tiny.ckpt", tiny, step=5))
+    assert warm.variant == "tiny"
+    grown = TransformerNet(0.5, 3, variant="tiny_fullres").eval()
+    apply_warm_start(grown, warm)
+    x = torch.from_numpy(smooth_image(40, 56, seed=2).transpose(2, 0, 1)[None].copy())
+    with torch.no_grad():
+        assert torch.equal(grown(x), tiny(x)) and tiny(x).std() > 0.05  # the head's last conv starts at zero
+    assert any(p.abs().sum() > 0 for p in grown.head.parameters())  # the rest of the head is initialized
+    with pytest.raises(UserError, match=r"is the 'tiny_fullres' network variant, this run builds 'tiny'"):
+        apply_warm_start(TransformerNet(0.5, 3, variant="tiny"), load_warm_start(fake_checkpoint(tmp_path / "f.ckpt", grown, step=5)))
+
+
 def test_ckpt_warm_start_and_errors(tmp_path):
     ckpt = fake_checkpoint(tmp_path / "a.ckpt", textured_net(0.25, 1, seed=5), step=9)
     warm = load_warm_start(ckpt)
@@ -88,6 +108,9 @@ def test_train_from_an_exported_model_starts_from_its_weights(photos, style, tmp
         torch.testing.assert_close(trained.state_dict()[key], value, atol=1e-6, rtol=0, msg=key)
     meta = metadata_from_checkpoint(hparams, step, style_name="x")
     assert (meta["init_from"], meta["init_steps"]) == ("base.onnx", "77")
+    # a warm start from this run counts the steps of its source too: 1 + 77 (a chain of warm starts)
+    assert load_warm_start(export_onnx(trained, tmp_path / "second.onnx", meta)).steps == 78
+    assert load_warm_start(out / "checkpoints" / "last.ckpt").steps == 78
     # a fresh run without it starts elsewhere
     assert not torch.allclose(TransformerNet(0.25, 1).state_dict()["encoder.0.0.1.weight"], src.state_dict()["encoder.0.0.1.weight"])
     onnx.checker.check_model(onnx.load(str(path)))

@@ -38,6 +38,7 @@ if not RUNTIME.available:
     pytest.skip(f"no onnxruntime-web to test: {RUNTIME.reason}", allow_module_level=True)
 
 SLIM, FIRST = "starry_night_slim", "great_wave_slim"  # FIRST: the page's default style (first by name)
+STEADY = "starry_night_tiny_fullres"  # the webcam net with a full-resolution head (a Concat, convs at full size)
 TOKEN = "page-t0ken"
 # SwiftShader (software Vulkan) behind WebGPU; --disable-gpu would turn WebGPU off altogether.
 WEBGPU_ARGS = [a for a in CHROMIUM_ARGS if a != "--disable-gpu"] + ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader", "--enable-features=Vulkan"]
@@ -46,7 +47,7 @@ WEBGPU_ARGS = [a for a in CHROMIUM_ARGS if a != "--disable-gpu"] + ["--enable-un
 @pytest.fixture(scope="module")
 def slim_models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("slim-models")
-    for name in (SLIM, FIRST):
+    for name in (SLIM, FIRST, STEADY):
         shutil.copy(ROOT / "checkpoints" / f"{name}.onnx", folder)
     return folder
 
@@ -106,12 +107,12 @@ def stylize_on_server(server, png: bytes, **options) -> np.ndarray:
     return decode(r.content).astype(np.int16)
 
 
-@pytest.mark.parametrize("strength, preserve_color", [(1.0, False), (0.6, True)])
-def test_page_stylizes_like_the_server(device_server, browser, strength, preserve_color):
+@pytest.mark.parametrize("style, strength, preserve_color", [(SLIM, 1.0, False), (SLIM, 0.6, True), (STEADY, 1.0, False)])
+def test_page_stylizes_like_the_server(device_server, browser, style, strength, preserve_color):
     png = encode(smooth_image(150, 201, seed=5))  # 150x201: padded to 152x204 and cropped back
     page = Page(browser, device_server)
     try:
-        opts = {"style": SLIM, "strength": strength, "preserve_color": preserve_color}
+        opts = {"style": style, "strength": strength, "preserve_color": preserve_color}
         mine, theirs = stylize_in_page(page.page, png, **opts), stylize_on_server(device_server, png, **opts)
         assert mine.shape == theirs.shape == (150, 201, 3)
         diff = np.abs(mine - theirs)

@@ -137,6 +137,8 @@ def metadata_from_checkpoint(hparams: dict[str, Any], global_step: int, *, style
             meta[key] = str(hparams[key])
     if float(hparams.get("stability_weight") or 0) > 0:  # trained against flicker (training/stability.py)
         meta["stability_weight"] = f"{float(hparams['stability_weight']):g}"
+    if float(hparams.get("stability_noise_weight") or 0) > 0:
+        meta["stability_noise_weight"] = f"{float(hparams['stability_noise_weight']):g}"
     if hparams.get("init_from"):  # a warm start: what it started from and that source's steps
         meta["init_from"] = Path(str(hparams["init_from"])).name
         meta["init_steps"] = str(int(hparams.get("init_steps") or 0))

@@ -110,6 +110,10 @@ class StyleTransferModule(pl.LightningModule):
         answer to a small random camera motion + noise must be its answer moved (video without
         flicker, from still photos; 0 = off). stability_shift (px), stability_rotation (degrees),
         stability_zoom (relative) and stability_noise (std) size the perturbation (training/stability.py).
+    stability_noise_weight: weight of the same loss for a still camera: f(x + n) against f(x), n the
+        stability_noise. Inside the motion term the noise is ~1 % of the loss, too little to matter
+        (the tiny_fullres net passed half the noise on); its own weight is what lowers noise
+        amplification (0 = off).
     init_from: warm start: a .ckpt of `stylecast train` or an exported .onnx of the same architecture
         (training/warm_start.py); its weights replace the random ones before the first step. A
         resumed run (--ckpt_path) restores its own weights over them.
@@ -150,6 +154,7 @@ class StyleTransferModule(pl.LightningModule):
         stability_rotation: float = 1.0,
         stability_zoom: float = 0.02,
         stability_noise: float = 0.01,
+        stability_noise_weight: float = 0.0,
     ):
         super().__init__()
         if lr_schedule not in ("constant", "cosine"):
@@ -305,6 +310,12 @@ class StyleTransferModule(pl.LightningModule):
             losses["stability"] = self._stability(images, stylized, weights)
             if train:
                 losses["total"] = losses["total"] + weight * losses["stability"]
+        noise_weight = self.hparams.stability_noise_weight
+        if noise_weight > 0:
+            noisy = (images + self.hparams.stability_noise * torch.randn_like(images)).clamp(0, 1)
+            losses["stability_noise"] = stability_loss(self(noisy, weights), stylized)
+            if train:
+                losses["total"] = losses["total"] + noise_weight * losses["stability_noise"]
         return losses
 
     def _stability(self, images: torch.Tensor, stylized: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:

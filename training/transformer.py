@@ -167,13 +167,44 @@ def separable_up(in_channels: int, out_channels: int, n_styles: int) -> StyleSeq
     )
 
 
+class FullResolutionHead(StyleSequential):
+    """Stride-1 refinement at full resolution after the tiny net (issue 16, flicker): three 3×3
+    conv layers that see the input photo and the tiny net's RGB logits and add a residual to the
+    logits. The tiny net draws on an 8-px grid: a camera pan of 8 px moved its output by 1.2 8-bit
+    levels, one of 1 px by 6.6 — nearly all its flicker is the grid's phase. Nothing here is
+    strided, so what the head draws moves with the camera; with the stability loss the texture
+    moves here. The last conv starts at zero: a head grown on a trained tiny net starts as that net.
+    """
+
+    def __init__(self, width: int, n_styles: int = 1):
+        super().__init__(
+            ConvLayer(6, width, 3),
+            instance_norm(width, n_styles),
+            nn.ReLU(inplace=True),
+            ConvLayer(width, width, 3),
+            instance_norm(width, n_styles),
+            nn.ReLU(inplace=True),
+            ConvLayer(width, 3, 3),
+        )
+        nn.init.zeros_(self[-1][1].weight)
+        nn.init.zeros_(self[-1][1].bias)
+
+    def forward(self, x: torch.Tensor, logits: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
+        return logits + super().forward(torch.cat([x, logits], 1), style_weights)
+
+
 STYLED = (StyleSequential, ResidualBlock, SeparableResidualBlock, ConditionalInstanceNorm2d)
 # The network variants by name (a registry, not knobs): "johnson" is the paper's layout; "tiny" is the
 # real-time one for 640×480 on a CPU without AMX — three anti-aliased stride-2 stages (BlurPool, the
 # first on the 3-channel input), depthwise-separable residual blocks at 1/8 resolution and separable
 # upsampling convs, and a 3×3 conv to 12 channels at 1/2 resolution with a pixel shuffle (depth to
 # space) to full size instead of a 9×9 conv there (tests/test_transformer.py has its size and cost).
-VARIANTS = ("johnson", "tiny")
+# "tiny_fullres" is "tiny" with a FullResolutionHead (8 channels): steadier on video, sharper detail,
+# 1.7-2.2× the tiny net's time. It grows from a trained "tiny" net (GROWS_FROM: a warm start from one
+# leaves only the head at its init, which outputs exactly what the tiny net did).
+VARIANTS = ("johnson", "tiny", "tiny_fullres")
+GROWS_FROM = {"tiny_fullres": "tiny"}
+FULLRES_HEAD_WIDTH = 8
 
 
 class TransformerNet(nn.Module):
@@ -200,8 +231,10 @@ class TransformerNet(nn.Module):
         # (the mean horizontal gradient of the last 6 rows was up to 1.5-2.0× the interior's on four
         # test photos at 640 px; with 8 px of margin 0.8-1.4×, no band to the eye). +6 % pixels at
         # 640×480.
-        self.margin = 8 if variant == "tiny" else 0
-        if variant == "tiny":
+        tiny = variant in ("tiny", "tiny_fullres")
+        self.margin = 8 if tiny else 0
+        self.head = FullResolutionHead(FULLRES_HEAD_WIDTH, n) if variant == "tiny_fullres" else None
+        if tiny:
             # Nothing but the input's blur and the output's pixel shuffle runs at full resolution:
             # on 2 CPU cores the full-resolution maps (memory traffic, not multiply-adds) were most
             # of the time — a first tiny layout with 16 channels at full size took 152 ms at 640×480
@@ -230,6 +263,8 @@ class TransformerNet(nn.Module):
         if m:
             x = F.pad(x, (m, m, m, m), mode="reflect")
         y = self.decoder(self.residuals(self.encoder(x, w), w), w)
+        if self.head is not None:
+            y = self.head(x, y[..., : x.shape[-2], : x.shape[-1]], w)
         # A sigmoid keeps the output in [0, 1] with a gradient everywhere; clamping inside the
         # training loss zeroes gradients and collapsed a CPU run (DESIGN.md).
         return torch.sigmoid(y[..., m : m + h, m : m + wd])

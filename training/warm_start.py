@@ -26,6 +26,7 @@ from stylecast.errors import UserError
 from stylecast.inference.contract import META_PREFIX, STYLES_KEY, Architecture, parse_architecture
 from stylecast.training.export import FP16_SUFFIX, load_checkpoint
 from stylecast.training.styles import style_name, styles_of
+from stylecast.training.transformer import GROWS_FROM
 
 
 @dataclass
@@ -33,7 +34,7 @@ class WarmStart:
     state_dict: dict[str, torch.Tensor]  # TransformerNet keys (no `net.` prefix), fp32
     width: float
     residual_blocks: int
-    steps: int  # steps the source was trained for (0 when unknown)
+    steps: int  # steps the source was trained for, its own warm start's included (0 when unknown)
     source: str  # file name, for the model card
     n_styles: int = 1
     # one record per style, {"name", "painting", "style_weight"} (training/styles.py); a
@@ -77,7 +78,8 @@ def _from_onnx(path: Path) -> WarmStart:
     for init in model.graph.initializer:
         name = init.name.removesuffix(FP16_SUFFIX)
         state[name] = torch.from_numpy(numpy_helper.to_array(init).astype("float32"))
-    steps = int(meta.get("steps") or 0)
+    # a source that was itself warm-started counts its own source's steps too (init_steps)
+    steps = int(meta.get("steps") or 0) + int(meta.get("init_steps") or 0)
     return WarmStart(state, width, blocks, steps, path.name, n_styles, _onnx_styles(meta, n_styles, path), variant)
 
 
@@ -88,7 +90,8 @@ def _from_checkpoint(path: Path) -> WarmStart:
         painting = hparams.get("style_image") or path.stem
         painting = painting[0] if isinstance(painting, (list, tuple)) and painting else painting
         styles = [{"name": style_name(painting), "painting": Path(str(painting)).name, "style_weight": 1.0}]
-    return WarmStart(net.state_dict(), net.width, net.residual_blocks, step, path.name, net.n_styles, styles, net.variant)
+    steps = step + int(hparams.get("init_steps") or 0)
+    return WarmStart(net.state_dict(), net.width, net.residual_blocks, steps, path.name, net.n_styles, styles, net.variant)
 
 
 def load_warm_start(path: str | Path, option: str = "--model.init_from") -> WarmStart:
@@ -108,7 +111,9 @@ def apply_warm_start(net: torch.nn.Module, warm: WarmStart) -> None:
             f"residual_blocks={warm.residual_blocks}), this run builds width={net.width:g}, "
             f"residual_blocks={net.residual_blocks}: set --model.width/--model.residual_blocks to match"
         )
-    if getattr(net, "variant", "johnson") != warm.variant:
+    variant = getattr(net, "variant", "johnson")
+    grows = GROWS_FROM.get(variant) == warm.variant  # e.g. tiny -> tiny_fullres: the head keeps its init
+    if variant != warm.variant and not grows:
         raise UserError(
             f"--model.init_from: {warm.source} is the {warm.variant!r} network variant, this run builds {net.variant!r}: set --model.variant {warm.variant}"
         )
@@ -122,11 +127,14 @@ def apply_warm_start(net: torch.nn.Module, warm: WarmStart) -> None:
             f"--model.init_from: {warm.source} holds {warm.n_styles} style(s), this run trains {n_styles}: to add styles to a trained network use --base"
         )
     own = net.state_dict()
-    missing = [k for k in own if k not in warm.state_dict]
+    grown = {k for k in own if grows and k.startswith("head.")}
+    missing = [k for k in own if k not in warm.state_dict and k not in grown]
     if missing:
         raise UserError(f"--model.init_from: {warm.source} lacks {len(missing)} weights, e.g. {missing[0]!r}")
     with torch.no_grad():
         for key, value in own.items():
+            if key in grown:
+                continue
             src = warm.state_dict[key]
             if broadcast and value.dim() == 2 and src.shape == value.shape[1:]:
                 src = src.expand_as(value)  # a conditional norm's (n_styles, C) table from one (C,) row
