@@ -47,7 +47,7 @@ LOOKS = {
     "(the koala's face, the building's windows, the cat's eyes: what the tiny net loses below its 8 px cells), a fine "
     "texture over it and fewer of the tiny net's large yellow dabs. Beside the optimizer at 100 iterations it is softer: "
     "L-BFGS paints the painting's stroke texture over everything. Steadier on video than the tiny net (1-px pan 4.8 "
-    "levels vs 6.6, noise amplification 0.25 vs 0.27) and 1.7-2.2x its time (BENCHMARKS.md, Inference latency).",
+    "levels vs 6.6, noise amplification 0.25 vs 0.27) and 1.8-2.3x its time on ONNX Runtime, 256² to 1024² (BENCHMARKS.md, Inference latency).",
     "starry_night_slim": "Van Gogh's blues over the whole photo in a fine cross-hatched texture, with less of the painting's "
     "yellow than the full net (the cat's eyes turn pale); objects recognizable.",
 }

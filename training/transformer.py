@@ -200,8 +200,9 @@ STYLED = (StyleSequential, ResidualBlock, SeparableResidualBlock, ConditionalIns
 # upsampling convs, and a 3×3 conv to 12 channels at 1/2 resolution with a pixel shuffle (depth to
 # space) to full size instead of a 9×9 conv there (tests/test_transformer.py has its size and cost).
 # "tiny_fullres" is "tiny" with a FullResolutionHead (8 channels): steadier on video, sharper detail,
-# 1.7-2.2× the tiny net's time. It grows from a trained "tiny" net (GROWS_FROM: a warm start from one
-# leaves only the head at its init, which outputs exactly what the tiny net did).
+# 1.8-2.3× the tiny net's time on ONNX Runtime (BENCHMARKS.md, Inference latency). It grows from a
+# trained "tiny" net (GROWS_FROM: a warm start from one leaves only the head at its init, which
+# outputs exactly what the tiny net did).
 VARIANTS = ("johnson", "tiny", "tiny_fullres")
 GROWS_FROM = {"tiny_fullres": "tiny"}
 FULLRES_HEAD_WIDTH = 8
