@@ -25,6 +25,7 @@ from tqdm import tqdm
 from stylecast.inference import mix
 from stylecast.inference.registry import MODELS_DIR_RULE, path_spec, resolve_choice
 from stylecast.inference.stylizer import Stylizer
+from stylecast.inference.temporal import MAX_HISTORY, TemporalSettings
 from stylecast.inference.video import (
     DEFAULT_BATCH,
     OUTPUT_FORMATS as VIDEO_OUTPUT_FORMATS,
@@ -170,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"video: frames per network run (default {DEFAULT_BATCH})")
     p.add_argument("--crf", type=int, default=None, help="video: constant rate factor, lower is better and bigger (default 18 for H.264, 30 for VP9)")
     p.add_argument(
+        "--steady",
+        type=float,
+        default=TemporalSettings.history,
+        metavar="W",
+        help=f"video: weight 0..{MAX_HISTORY} of the motion-compensated previous frame where the scene did not change: "
+        f"holds the painted texture still (default {TemporalSettings.history}; 0 = every frame on its own)",
+    )
+    p.add_argument(
         "--server",
         default=None,
         metavar="URL",
@@ -197,6 +206,8 @@ def validate_args(args: argparse.Namespace) -> None:
         raise UserError(f"--quality must be 1..100, got {args.quality}")
     if args.batch < 1:
         raise UserError(f"--batch must be at least 1 frame, got {args.batch}")
+    if not 0.0 <= args.steady <= MAX_HISTORY:
+        raise UserError(f"--steady must be between 0 and {MAX_HISTORY}, got {args.steady}")
     if args.crf is not None and not 0 <= args.crf <= 63:
         raise UserError(f"--crf must be 0..63, got {args.crf}")
     if getattr(args, "server", None):
@@ -313,6 +324,7 @@ def stylize_video_job(job: Job, stylizer: Stylizer, args: argparse.Namespace, ou
         progress=not quiet,
         outputs=outputs,
         info=job.video,
+        temporal=TemporalSettings(history=args.steady),
     )
     if not quiet:
         tqdm.write(

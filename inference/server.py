@@ -26,11 +26,13 @@ The layers, bottom up:
 Errors are JSON {"error": code, "detail": sentence}, never a traceback or a path; each request is
 one JSON line on the "stylecast.access" logger.
 
-WebSocket protocol (/v1/stream?style=NAME[&strength=&size=&preserve_color=&format=&token=]):
+WebSocket protocol (/v1/stream?style=NAME[&strength=&size=&preserve_color=&format=&steady=&token=]):
     client -> server  binary: one JPEG/PNG/WebP frame (at most ws_max_pixels)
                       text: JSON settings {"style", "strength", "size", "preserve_color",
-                            "format", "quality"} (any subset), or {"type": "stats"}; at most
-                            4 KB and 4 levels deep
+                            "format", "quality", "steady"} (any subset), or {"type": "stats"}; at
+                            most 4 KB and 4 levels deep. steady (0..0.95, default 0.7): the
+                            temporal filter's weight of the previous frame (inference/temporal.py);
+                            0 stylizes each frame on its own; a settings change starts it over
     server -> client  binary: 4-byte big-endian length N, N bytes of JSON header
                             {"type": "frame", "seq", "width", "height", "format", timings, "stats"},
                             then the encoded image (one message, so header and image never part)

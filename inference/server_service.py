@@ -115,9 +115,17 @@ class StylizeService:
         """Format and size from the header: ApiError 415/422 before any pixel is decoded."""
         return sniff_image(data, max_pixels=limits.max_pixels, max_aspect=limits.max_aspect)
 
-    def job(self, stylizer, data: bytes, options: StylizeOptions, limits: ImageLimits) -> Callable[[Callable[[], None]], StylizeOutput]:
+    def job(
+        self,
+        stylizer,
+        data: bytes,
+        options: StylizeOptions,
+        limits: ImageLimits,
+        after: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    ) -> Callable[[Callable[[], None]], StylizeOutput]:
         """Admit `data` now (raises ApiError), and return the rest as one job for a worker thread:
-        `job(check)`, where `check()` raises between stages to give up."""
+        `job(check)`, where `check()` raises between stages to give up. `after(image, stylized)`:
+        a step between predict and encode (the webcam stream's temporal filter), timed as "steady"."""
         header = self.admit(data, limits)
 
         def job(check: Callable[[], None]) -> StylizeOutput:
@@ -128,9 +136,14 @@ class StylizeService:
             out = self.predict(stylizer, image, options)
             check()
             t2 = time.perf_counter()
-            payload = self.encode_response(out, options)
+            stages = {"decode": t1 - t0, "stylize": t2 - t1}
+            if after is not None:
+                out = after(image, out)
+                stages["steady"] = time.perf_counter() - t2
             t3 = time.perf_counter()
-            return StylizeOutput(payload, out.shape[1], out.shape[0], {"decode": t1 - t0, "stylize": t2 - t1, "encode": t3 - t2})
+            payload = self.encode_response(out, options)
+            stages["encode"] = time.perf_counter() - t3
+            return StylizeOutput(payload, out.shape[1], out.shape[0], stages)
 
         return job
 

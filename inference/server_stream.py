@@ -3,8 +3,9 @@
 One task reads the socket and keeps only the newest waiting frame (an older waiting one is
 answered "dropped" at once); another stylizes the waiting frame on the shared inference pool and
 sends it back. So a slow server lowers the frame rate instead of adding lag, and each connection
-holds at most one job. Settings (style, strength, ...) change with a JSON text message on the open
-socket. The handshake is checked before accept: token, Origin, readiness, settings. Frames have their own
+holds at most one job. Each connection has its own temporal filter (inference/temporal.py): the
+frames it answers hold still where the camera's view did not change. Settings (style, strength,
+steady, ...) change with a JSON text message on the open socket. The handshake is checked before accept: token, Origin, readiness, settings. Frames have their own
 pixel limit (`ws_max_pixels`, a camera frame's), checked from the header before decoding; text
 messages are bounded in size and depth before they are parsed.
 Protocol: see inference/server.py.
@@ -16,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import struct
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +39,7 @@ from stylecast.inference.server_logging import log_refusal
 from stylecast.inference.server_queue import Abandoned, DeadlineExceeded, Draining, Overloaded
 from stylecast.inference.server_service import StylizeOptions
 from stylecast.inference.server_state import ServerState
+from stylecast.inference.temporal import MAX_HISTORY, TemporalFilter, TemporalSettings
 
 
 @dataclass
@@ -47,6 +50,7 @@ class StreamSettings:
     preserve_color: bool = False
     format: str = "JPEG"
     quality: int = 80
+    steady: float = TemporalSettings.history  # the temporal filter's history weight; 0 = frames on their own
 
     def public(self) -> dict[str, Any]:
         return {
@@ -56,14 +60,42 @@ class StreamSettings:
             "preserve_color": self.preserve_color,
             "format": self.format.lower(),
             "quality": self.quality,
+            "steady": self.steady,
         }
+
+
+class StreamSteady:
+    """The stream's temporal filter (inference/temporal.py). Frames reach it from pool threads, two
+    at once when pipelined: a lock keeps one at a time, and a frame older than the last one filtered
+    passes unfiltered (it is answered "stale" anyway: never drawn after a newer one)."""
+
+    def __init__(self, history: float):
+        self.lock = threading.Lock()
+        self.newest = 0
+        self.filter = TemporalFilter(TemporalSettings(history=history))
+
+    def reset(self, history: float) -> None:
+        with self.lock:
+            self.filter = TemporalFilter(TemporalSettings(history=history))
+
+    def step(self, seq: int):
+        """The `after` step of frame `seq` for StylizeService.job."""
+
+        def after(image, stylized):
+            with self.lock:
+                if seq < self.newest:
+                    return stylized
+                self.newest = seq
+                return self.filter(image, stylized)
+
+        return after
 
 
 def _apply_settings(settings: StreamSettings, values: dict[str, Any], state: ServerState) -> StreamSettings:
     """A new StreamSettings with `values` applied; ApiError (422/404) names the bad field."""
     cfg = state.config
     new = StreamSettings(**settings.__dict__)
-    unknown = set(values) - {"type", "style", "strength", "size", "preserve_color", "format", "quality"}
+    unknown = set(values) - {"type", "style", "strength", "size", "preserve_color", "format", "quality", "steady"}
     if unknown:
         raise ApiError(422, "invalid_parameter", f"unknown setting(s): {', '.join(sorted(map(str, unknown)))[:200]}")
     if "style" in values:
@@ -94,6 +126,11 @@ def _apply_settings(settings: StreamSettings, values: dict[str, Any], state: Ser
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 100:
             raise ApiError(422, "invalid_parameter", "quality must be an integer from 1 to 100")
         new.quality = v
+    if "steady" in values:
+        v = values["steady"]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= float(v) <= MAX_HISTORY:
+            raise ApiError(422, "invalid_parameter", f"steady must be a number between 0 and {MAX_HISTORY}")
+        new.steady = float(v)
     return new
 
 
@@ -109,8 +146,10 @@ def _query_settings(ws: WebSocket, state: ServerState) -> StreamSettings:
             values["preserve_color"] = q["preserve_color"].lower() in ("1", "true", "yes", "on")
         if "quality" in q:
             values["quality"] = int(q["quality"])
+        if "steady" in q:
+            values["steady"] = float(q["steady"])
     except ValueError:
-        raise ApiError(422, "invalid_parameter", "strength, size and quality must be numbers") from None
+        raise ApiError(422, "invalid_parameter", "strength, size, quality and steady must be numbers") from None
     if "format" in q:
         values["format"] = q["format"]
     style = state.style(q.get("style") or None).name
@@ -188,6 +227,7 @@ class StreamSession:
         self.ws, self.state, self.cfg, self.log_fields = ws, state, state.config, log_fields
         self.metrics = state.metrics
         self.settings = settings
+        self.steady = StreamSteady(settings.steady)
         self.stats = _Stats()
         self.send_lock = asyncio.Lock()
         self.latest: tuple[int, bytes, float] | None = None  # the one frame waiting; a newer one replaces it
@@ -279,6 +319,7 @@ class StreamSession:
         except ApiError as err:
             await self.error(None, err)
             return
+        self.steady.reset(self.settings.steady)  # other settings, other pictures: no history across the change
         self.log_fields["style"] = self.settings.style
         await self.send_json({"type": "config", **self.settings.public()})
 
@@ -321,7 +362,8 @@ class StreamSession:
             loaded = self.state.style(s.style)
             options = StylizeOptions(size=s.size, strength=s.strength, preserve_color=s.preserve_color, format=s.format, quality=s.quality)
             # the stream's own pixel limit (a camera frame), checked before decoding
-            job = self.state.service.job(loaded.stylizer, data, options, self.state.ws_limits)
+            after = self.steady.step(seq) if s.steady > 0 else None
+            job = self.state.service.job(loaded.stylizer, data, options, self.state.ws_limits, after)
             result = await self.state.pool.submit(job, received_at + self.cfg.deadline)
         except ApiError as err:
             await self.error(seq, err)

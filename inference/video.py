@@ -26,6 +26,10 @@ What is kept, and how:
   for HD, else BT.601) and is tagged on the output.
 - **Frames** go through the network `batch` at a time (one runtime call for N same-size frames;
   Stylizer.stylize_batch), after the same `size` resize as photos.
+- **Flicker**: a per-frame network redraws sensor noise and, when the camera pans by less than its
+  stride, jumps with its grid. By default each frame goes through the motion-compensated recursive
+  filter of stylecast.inference.temporal (`temporal=`, CLI `--steady`), which keeps what did not
+  change in the scene still; `temporal=None` stylizes every frame on its own.
 - **Errors**: a file FFmpeg cannot open or decode, without a video stream, or shorter than its
   header says (truncated) is a UserError naming the file. The output is written to a temp file
   beside the target and renamed at the end (stylecast.io), so a failure part-way leaves nothing.
@@ -52,6 +56,7 @@ from tqdm import tqdm
 from stylecast.errors import UserError
 from stylecast.images import longer_side_shape, resize_longer
 from stylecast.io import RunOutputs, atomic_path
+from stylecast.inference.temporal import TemporalFilter, TemporalSettings
 
 # Inputs the CLI treats as video (anything FFmpeg reads would do; these are the names people use).
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".mpg", ".mpeg", ".ts", ".3gp"}
@@ -433,13 +438,16 @@ def stylize_video(
     progress: bool = False,
     outputs: RunOutputs | None = None,
     info: VideoInfo | None = None,
+    temporal: TemporalSettings | None = TemporalSettings(),
 ) -> VideoResult:
     """Stylize the video `src` into `dst` (its suffix picks the container: .mp4 .m4v .mov .webm
     .mkv) with a Stylizer, `batch` frames per network run; see the module's docstring for what is
     kept. `dst` is replaced atomically (no overwrite check here: the CLI's rule is
     stylecast.io.check_new); with `outputs` it is recorded there, so a run that fails later removes
     it. `progress`: a tqdm bar on stderr (frames, ETA when the count is known). `info`: the
-    probe_video result when the caller already has it."""
+    probe_video result when the caller already has it. `temporal`: the motion-compensated recursive
+    filter that holds the stylized texture still between frames (inference/temporal.py); None or
+    history 0 stylizes every frame on its own."""
     src, dst = Path(src), Path(dst)
     _check_options(dst, batch, crf)
     av = require_av(src)
@@ -462,12 +470,13 @@ def stylize_video(
             overlap=overlap,
             crf=crf,
             progress=progress,
+            steady=TemporalFilter(temporal) if temporal is not None and temporal.history > 0 else None,
         )
     width, height = output_size(info, size)
     return VideoResult(src, dst, frames, width, height, info.fps, seconds, writer.video_codec, writer.audio, time.perf_counter() - start)
 
 
-def _transcode(av, container, info: VideoInfo, tmp: Path, dst: Path, stylizer, *, size, strength, preserve_color, batch, tile, overlap, crf, progress):
+def _transcode(av, container, info: VideoInfo, tmp: Path, dst: Path, stylizer, *, size, strength, preserve_color, batch, tile, overlap, crf, progress, steady):
     """Decode, stylize in batches, encode; returns (frames, seconds, writer)."""
     src = info.path
     vin = container.streams.video[0]
@@ -484,6 +493,8 @@ def _transcode(av, container, info: VideoInfo, tmp: Path, dst: Path, stylizer, *
     def flush() -> None:
         if pending:
             out = stylizer.stylize_batch(np.stack(pending), strength=strength, preserve_color=preserve_color, tile=tile, overlap=overlap)
+            if steady is not None:  # in frame order: each frame's history is the one written before it
+                out = np.stack([steady(frame, o) for frame, o in zip(pending, out)])
             writer.write_frames(np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8), pending_pts)
             bar.update(len(pending))
             pending.clear()

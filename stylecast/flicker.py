@@ -139,10 +139,13 @@ def temporal_std(frames: Sequence[np.ndarray]) -> float:
 def measure(
     stylize: Stylize, photo: np.ndarray, motions: Sequence[Motion] = MOTIONS, frames: int = 8, size: tuple[int, int] = (240, 320), seed: int = 0
 ) -> dict[str, float]:
-    """{motion name: warping error (levels)} and, for noise motions, `NAME amplification` (out/in std)."""
+    """{motion name: warping error (levels)} and, for noise motions, `NAME amplification` (out/in std).
+    A stateful `stylize` (one with a reset(), e.g. inference.temporal.Steadied) is reset before each clip."""
     out: dict[str, float] = {}
     for motion in motions:
         clip = make_clip(photo, motion, frames, size, seed)
+        if hasattr(stylize, "reset"):
+            stylize.reset()
         outputs = [np.clip(stylize(f), 0.0, 1.0) for f in clip.frames]
         if motion.noise:
             out[f"{motion.name} amplification"] = temporal_std(outputs) / max(temporal_std(clip.frames), 1e-12)

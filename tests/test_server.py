@@ -422,6 +422,9 @@ def test_stream_frames_style_switch_and_strength(server, local_stylizers):
         assert err["type"] == "error" and err["status"] == 404
         ws.send("{not json")
         assert json.loads(ws.recv(timeout=10))["error"] == "invalid_message"
+        ws.send(json.dumps({"steady": 0.99}))
+        err = json.loads(ws.recv(timeout=10))
+        assert (err["status"], err["detail"]) == (422, "steady must be a number between 0 and 0.95")
         ws.send(json.dumps({"type": "stats"}))
         stats = json.loads(ws.recv(timeout=10))
         assert stats["type"] == "stats" and stats["processed"] == 3 and stats["received"] == 3
@@ -445,6 +448,38 @@ def test_stream_latest_frame_wins(server):
     assert answers[n] == "frame"  # the newest frame is always stylized
     assert list(answers.values()).count("stale") >= 1  # older ones were dropped, not queued
     assert server.metric("stylecast_ws_frames_total", result="dropped") >= 1
+
+
+def test_stream_holds_still_with_the_temporal_filter_as_the_python_api_does(server, local_stylizers):
+    # A still camera with sensor noise, then a pan of 3 px a frame. Each frame waits for its answer
+    # (none dropped), so the stream's answers must equal TemporalFilter over the same decoded frames
+    # (one rounding step), and with steady 0 the per-frame stylization.
+    from stylecast.images import open_image, pil_to_array
+    from stylecast.inference.temporal import TemporalFilter, TemporalSettings
+
+    rng = np.random.default_rng(3)
+    scene = smooth_image(150, 220, seed=7)
+    views = [scene[10:130, 20:180]] * 4 + [scene[10:130, 20 + 3 * k : 180 + 3 * k] for k in range(1, 4)]
+    frames = [encode(np.clip(v + rng.normal(0, 3 / 255, v.shape), 0, 1)) for v in views]
+    local = local_stylizers["alpha"]
+    got = {}
+    for steady in (0.7, 0.0):
+        query = "?style=alpha&format=png" + ("" if steady == 0.7 else "&steady=0")
+        with websockets_sync.connect(server.ws_url + query, max_size=2**24) as ws:
+            assert json.loads(ws.recv(timeout=10))["steady"] == steady  # the default is announced
+            answers = []
+            for i, frame in enumerate(frames, 1):
+                ws.send(frame)
+                head, img = recv_until(ws, i)[-1]
+                assert head["type"] == "frame" and ("steady" in head["stages_ms"]) == (steady > 0)
+                answers.append(decode(img))
+            got[steady] = answers
+        f = TemporalFilter(TemporalSettings(history=steady))
+        for data, answer in zip(frames, got[steady]):
+            x = pil_to_array(open_image(data))
+            assert_close(answer, to_uint8(f(x, local(x))))
+    still = {k: np.stack(v[:4]).astype(float).std(axis=0).mean() for k, v in got.items()}
+    assert still[0.7] < 0.75 * still[0.0]  # the noise the net passes on, averaged over frames
 
 
 def test_stream_junk_and_oversize_frames(server, client):

@@ -56,13 +56,18 @@ def make_clip(
     pts_ms: list[int] | None = None,
     audio: str | None = "aac",
     options: dict | None = None,
+    frame_fn=synthetic_frame,
+    lossless: bool = False,
 ) -> Path:
     """H.264 (VP9 in .webm) + a mono sine track as long as the video; `pts_ms`: variable frame
-    times in ms; `rotation`: a display matrix (counter-clockwise degrees, PyAV's convention)."""
+    times in ms; `rotation`: a display matrix (counter-clockwise degrees, PyAV's convention);
+    `frame_fn(i, w, h)`: frame i as HxWx3 uint8; `lossless`: H.264 at CRF 0 (keeps sensor noise)."""
     muxer = {**video.OUTPUT_FORMATS, ".avi": "avi", ".ts": "mpegts"}[path.suffix]
     with av.open(str(path), "w", format=muxer, options=options or {}) as c:
         v = c.add_stream("libvpx-vp9" if muxer == "webm" else "libx264", rate=fps)
         v.width, v.height, v.pix_fmt = *size, "yuv420p"
+        if lossless:
+            v.options = {"crf": "0"}
         if pts_ms is not None:
             v.codec_context.time_base = Fraction(1, 1000)
         if rotation is not None:
@@ -73,7 +78,7 @@ def make_clip(
             a = c.add_stream(audio, rate=rate)
             a.layout = "mono"
         for i in range(frames):
-            f = av.VideoFrame.from_ndarray(synthetic_frame(i, *size), format="rgb24")
+            f = av.VideoFrame.from_ndarray(frame_fn(i, *size), format="rgb24")
             f.pts, f.time_base = (pts_ms[i], Fraction(1, 1000)) if pts_ms is not None else (i, Fraction(1, fps))
             c.mux(v.encode(f))
         c.mux(v.encode())
@@ -151,7 +156,7 @@ def test_video_with_audio_keeps_frames_rate_duration_and_copies_the_audio(clip, 
 
 @pytest.mark.parametrize("batch", [1, 4])
 def test_frames_equal_the_per_frame_stylization_of_the_decoded_input(clip, stylizer, tmp_path, batch):
-    out = video.stylize_video(clip, tmp_path / "out.mp4", stylizer, crf=0, batch=batch).dst
+    out = video.stylize_video(clip, tmp_path / "out.mp4", stylizer, crf=0, batch=batch, temporal=None).dst
     inputs = decoded_frames(clip)
     expected = [yuv420_round_trip(to_u8(stylizer(f.astype(np.float32) / 255.0))) for f in inputs]
     got = decoded_frames(out)
@@ -162,14 +167,41 @@ def test_frames_equal_the_per_frame_stylization_of_the_decoded_input(clip, styli
 
 
 def test_default_quality_stays_within_the_codec_tolerance(clip, stylizer, tmp_path):
-    out = video.stylize_video(clip, tmp_path / "out.mp4", stylizer).dst
+    out = video.stylize_video(clip, tmp_path / "out.mp4", stylizer, temporal=None).dst
     expected = np.stack([yuv420_round_trip(to_u8(stylizer(f.astype(np.float32) / 255.0))) for f in decoded_frames(clip)])
     assert np.abs(np.stack(decoded_frames(out)).astype(int) - expected.astype(int)).mean() <= 5
 
 
+@pytest.mark.parametrize("steady", [None, 0.5])
+def test_the_temporal_filter_is_on_by_default_and_holds_a_still_noisy_camera_still(stylizer, tmp_path, steady):
+    # A still camera with sensor noise (σ = 3 levels), lossless: the output is TemporalFilter over the
+    # decoded frames (default settings, or steady 0.5), and its frames vary over time as much less
+    # than the per-frame stylization's (what `temporal=None` gives: the test above) as a recursive
+    # average's do.
+    from stylecast.inference.temporal import TemporalFilter, TemporalSettings
+
+    rng = np.random.default_rng(1)
+    scene = smooth_image(H, W, seed=9)
+    src = make_clip(tmp_path / "still.mp4", frames=12, audio=None, lossless=True, frame_fn=lambda i, w, h: to_u8(scene + rng.normal(0, 3 / 255, scene.shape)))
+    kw = {} if steady is None else {"temporal": TemporalSettings(history=steady)}
+    r = video.stylize_video(src, tmp_path / "out.mp4", stylizer, crf=0, batch=4, **kw)
+    f = TemporalFilter(kw.get("temporal", TemporalSettings()))
+    inputs = [fr.astype(np.float32) / 255.0 for fr in decoded_frames(src)]
+    expected = np.stack([yuv420_round_trip(to_u8(f(x, stylizer(x)))) for x in inputs]).astype(int)
+    per_frame = np.stack([yuv420_round_trip(to_u8(stylizer(x))) for x in inputs]).astype(float)
+    got = np.stack(decoded_frames(r.dst)).astype(int)
+    assert got.shape == expected.shape == (12, H, W, 3)
+    assert np.abs(got - expected).max() <= 1
+    # a recursive average of history h keeps sqrt((1 − h) / (1 + h)) of white noise: 0.42 at the
+    # default 0.7, 0.58 at 0.5 (measured: 0.39 and 0.55 over frames 4–11 of this clip)
+    h = 0.7 if steady is None else steady
+    ratio = got[4:].std(axis=0).mean() / per_frame[4:].std(axis=0).mean()
+    assert ratio == pytest.approx(np.sqrt((1 - h) / (1 + h)), abs=0.06)
+
+
 def test_size_strength_and_preserve_color_as_for_photos(clip, stylizer, tmp_path):
     # --size 33 gives 33x25 (the photo rule), made even for yuv420p: 32x24; batch 5 leaves a partial batch
-    r = video.stylize_video(clip, tmp_path / "out.mp4", stylizer, size=33, strength=0.5, preserve_color=True, batch=5, crf=0)
+    r = video.stylize_video(clip, tmp_path / "out.mp4", stylizer, size=33, strength=0.5, preserve_color=True, batch=5, crf=0, temporal=None)
     assert (r.width, r.height, r.frames) == (32, 24, FRAMES)
     expected = []
     for f in decoded_frames(clip):
@@ -200,7 +232,7 @@ def test_rotated_clip_is_stylized_upright(stylizer, tmp_path):
         assert next(c.decode(video=0)).rotation == 90
     info = video.probe_video(src)
     assert (info.width, info.height, info.rotation) == (H, W, 90)
-    r = video.stylize_video(src, tmp_path / "out.mp4", stylizer, crf=0)
+    r = video.stylize_video(src, tmp_path / "out.mp4", stylizer, crf=0, temporal=None)
     with av.open(str(r.dst)) as c:
         first = next(c.decode(video=0))
         assert (first.width, first.height, first.rotation) == (H, W, 0)  # upright pixels, no tag left
@@ -334,6 +366,9 @@ def test_cli_output_kind_rules(clip, tmp_path, capsys):
     assert "unsupported output format '.mp4'" in capsys.readouterr().err
     assert stylize(str(clip), "-o", str(tmp_path / "y.mp4"), "--batch", "0") == 2
     assert capsys.readouterr().err == "stylecast stylize: error: --batch must be at least 1 frame, got 0\n"
+    assert stylize(str(clip), "-o", str(tmp_path / "y.mp4"), "--steady", "1") == 2
+    assert capsys.readouterr().err == "stylecast stylize: error: --steady must be between 0 and 0.95, got 1.0\n"
+    assert not (tmp_path / "y.mp4").exists()
 
 
 def test_api_refuses_an_unknown_output_format(clip, stylizer, tmp_path):

@@ -245,6 +245,11 @@ def test_webcam_camera_choice_mirror_snapshot_and_stats(page, web_server, shots)
     assert len(lat) >= 3 and all(x > 0 for x in lat)
     page.screenshot(path=str(shots / "desktop-webcam.png"), full_page=True)
 
+    # the temporal filter's slider: announced by the server, changed on the open stream
+    assert page.locator("#steady").input_value() == "70" and page.locator("#steady-value").inner_text() == "70%"
+    page.evaluate("(() => { const s = document.querySelector('#steady'); s.value = '0'; s.dispatchEvent(new Event('input')); })()")
+    page.wait_for_function("() => document.querySelector('#cam-status').textContent.endsWith('steady 0%')", timeout=10_000)
+
     # snapshot: the stylized frame as a PNG of the frame's size; after Stop the last frame stays
     page.click("#cam-stop")
     assert page.locator("#snapshot").is_enabled()

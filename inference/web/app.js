@@ -44,6 +44,11 @@ function settings() {
   };
 }
 
+// The webcam's temporal filter: the previous frame's weight (the server's default is 0.7, the slider's too).
+function steadyWeight() {
+  return Number($("steady").value) / 100;
+}
+
 function authHeaders() {
   return stylecast.token ? { Authorization: `Bearer ${stylecast.token}` } : {};
 }
@@ -352,7 +357,7 @@ function streamUrl() {
   const s = settings();
   const url = new URL("v1/stream", location.href);
   url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-  url.search = new URLSearchParams({ style: s.style, strength: String(s.strength), preserve_color: String(s.preserve_color), format: "jpeg" });
+  url.search = new URLSearchParams({ style: s.style, strength: String(s.strength), preserve_color: String(s.preserve_color), steady: String(steadyWeight()), format: "jpeg" });
   if (stylecast.token) url.searchParams.set("token", stylecast.token);
   return url.toString();
 }
@@ -396,7 +401,7 @@ function onText(msg) {
     if (msg.seq != null) answered(msg.seq);
     showMessage(`${msg.status} ${msg.error}: ${msg.detail}`);
   } else if (msg.type === "config") {
-    $("cam-status").textContent = `style ${msg.style}, strength ${Math.round(msg.strength * 100)}%`;
+    $("cam-status").textContent = `style ${msg.style}, strength ${Math.round(msg.strength * 100)}%, steady ${Math.round(msg.steady * 100)}%`;
   } else if (msg.type === "hello") {
     $("cam-status").textContent = `streaming ${cam.width}×${cam.height} with ${msg.style}`;
   }
@@ -830,6 +835,12 @@ function setup() {
     strengthTimer = setTimeout(() => sendSettings({ strength: settings().strength }), 50);
   });
   $("strength").addEventListener("change", () => { if (!$("photo").hidden) stylizeFile(stylecast.lastFile); });
+  let steadyTimer = null;
+  $("steady").addEventListener("input", () => {
+    $("steady-value").textContent = `${$("steady").value}%`;
+    clearTimeout(steadyTimer);
+    steadyTimer = setTimeout(() => sendSettings({ steady: steadyWeight() }), 50);
+  });
   $("preserve").addEventListener("change", () => {
     sendSettings({ preserve_color: $("preserve").checked });
     if (!$("photo").hidden) stylizeFile(stylecast.lastFile);

@@ -1,0 +1,179 @@
+"""The motion-compensated recursive filter (stylecast.inference.temporal): the translation it finds,
+the worked-out noise reduction of a recursive average, exact pass-through of what moved, and the
+measured flicker cut on the shipped webcam net."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stylecast.errors import UserError
+from stylecast.flicker import Motion, make_clip, measure, temporal_std
+from stylecast.images import load_image
+from stylecast.inference.temporal import (
+    Steadied,
+    TemporalFilter,
+    TemporalSettings,
+    estimate_translation,
+    luminance,
+    shift,
+    shift_cubic,
+)
+
+from conftest import smooth_image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def photo(shared_data):
+    return load_image(shared_data / "content" / "chelsea_cat.jpg", 480)
+
+
+# ---- warping -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("warp", [shift, shift_cubic])
+def test_whole_pixel_shift_is_exact_and_a_ramp_survives_any_shift(warp):
+    img = smooth_image(30, 40, seed=2)
+    out, (rows, cols) = warp(img, 3, -2)  # out(q) = img(q + (3, -2))
+    assert np.array_equal(out[rows, cols], img[rows.start - 2 : rows.stop - 2, cols.start + 3 : cols.stop + 3])
+    assert (rows.start, rows.stop, cols.start, cols.stop) == (2, 30, 0, 37)  # the view: whole shifts need no extra taps
+    yy, xx = np.mgrid[0:30, 0:40].astype(np.float32)
+    ramp = (0.01 * xx + 0.02 * yy)[..., None]
+    out, (rows, cols) = warp(ramp, 0.5, -1.25)  # both reproduce a linear ramp exactly (away from the
+    expected = (0.01 * (xx + 0.5) + 0.02 * (yy - 1.25))[..., None]  # edge, which the cubic's outer taps repeat)
+    inner = (slice(rows.start + 1, rows.stop - 2), slice(cols.start + 1, cols.stop - 2))
+    assert np.abs(out[inner] - expected[inner]).max() < 1e-6
+    assert (out[: rows.start] == 0).all() and (out[:, cols.stop :] == 0).all()  # outside the view: nothing
+    assert (rows.start, rows.stop, cols.start, cols.stop) == (2, 30, 0, 39)  # the samples at q + d inside the image
+
+
+def test_cubic_keeps_more_texture_than_bilinear_at_half_a_pixel():
+    # Stripes of period 4 px sampled ½ px off: the true values are ±cos(π/4). Bilinear's taps (½, ½)
+    # pass cos(π/4) of that frequency; Keys' (−1/16, 9/16, 9/16, −1/16) pass 2·(9/16 + 1/16)·cos(π/4).
+    xx = np.arange(64, dtype=np.float32)
+    img = np.tile(np.cos(2 * np.pi * xx / 4)[None, :, None], (8, 1, 1))
+    c = np.cos(np.pi / 4)
+    lin, (r, cl) = shift(img, 0.5, 0)
+    cub, (r2, c2) = shift_cubic(img, 0.5, 0)
+    assert np.abs(lin[r, cl]).max() == pytest.approx(c * c, abs=1e-5)
+    assert np.abs(cub[r2, c2]).max() == pytest.approx(2 * (10 / 16) * c * c, abs=1e-5)
+
+
+# ---- the translation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pan", [(1.0, 0.0), (4.0, 0.0), (-3.0, 2.0), (0.0, 0.0)])
+def test_whole_pixel_pans_of_a_photo_are_found_exactly(photo, pan):
+    clip = make_clip(photo, Motion("p", pan=pan), frames=2)
+    d = estimate_translation(luminance(clip.frames[0]), luminance(clip.frames[1]))
+    assert d == pytest.approx(pan, abs=1e-3)
+
+
+@pytest.mark.parametrize("pan", [(0.5, 0.25), (-2.3, 1.7)])
+def test_sub_pixel_pans_are_found_to_a_twentieth_of_a_pixel(pan):
+    big = smooth_image(300, 400, seed=4)
+    clip = make_clip(big, Motion("p", pan=pan), frames=2, size=(200, 280))
+    d = estimate_translation(luminance(clip.frames[0]), luminance(clip.frames[1]))
+    assert d == pytest.approx(pan, abs=0.05)
+
+
+def test_large_frames_are_correlated_downscaled_and_refined_at_full_size(photo):
+    wide = np.concatenate([photo, photo[:, ::-1]], axis=1)  # 960 px wide: a 4x downscale for the correlation
+    clip = make_clip(wide, Motion("p", pan=(7.0, -3.0)), frames=2, size=(300, 880))
+    d = estimate_translation(luminance(clip.frames[0]), luminance(clip.frames[1]))
+    assert d == pytest.approx((7.0, -3.0), abs=1e-3)
+
+
+# ---- the filter -----------------------------------------------------------------------------------
+
+
+def test_still_camera_noise_is_averaged_as_a_recursive_filter_does():
+    # Identity "network", a still photo with fresh σ = 3/255 noise a frame. Luminance differences of
+    # that noise average ~2.3 levels over 5x5, under `still` (4): the gate is open everywhere, so the
+    # output is the recursive average out_t = x_t + h (out_t−1 − x_t), whose steady-state noise std
+    # is sqrt((1 − h) / (1 + h)) of the input's: 0.420 at h = 0.7, 0.577 at h = 0.5.
+    clean = smooth_image(60, 80, seed=1) * 0.8 + 0.1
+    rng = np.random.default_rng(0)
+    frames = [np.clip(clean + rng.normal(0, 3 / 255, clean.shape), 0, 1).astype(np.float32) for _ in range(200)]
+    for h in (0.7, 0.5):
+        f = TemporalFilter(TemporalSettings(history=h))
+        outs = [f(x, x) for x in frames]
+        assert f.last_shift == pytest.approx((0.0, 0.0), abs=0.02)
+        ratio = temporal_std(outs[20:]) / temporal_std(frames[20:])
+        assert ratio == pytest.approx(np.sqrt((1 - h) / (1 + h)), rel=0.06)
+
+
+def test_a_screen_fixed_artifact_flickers_less_by_exactly_one_minus_the_history(photo):
+    # A network whose output carries a pattern fixed to the frame (what a stride grid does) flickers
+    # on a pan by |p − shift(p)|. The filter compensates the pan exactly (whole pixels, the input
+    # unchanged after it: gate open), so at the first pair the error is (1 − h) of that.
+    h = 0.7
+    clip = make_clip(photo, Motion("p", pan=(1.0, 0.0)), frames=2, size=(96, 128))
+    yy, xx = np.mgrid[0:96, 0:128]
+    pattern = (0.05 * ((xx // 4 + yy // 4) % 2))[..., None].astype(np.float32)
+    net = [x + pattern for x in clip.frames]
+    f = TemporalFilter(TemporalSettings(history=h, still=255.0 - 1, moving=255.0))  # gate open on the whole overlap
+    outs = [f(x, y) for x, y in zip(clip.frames, net)]
+
+    def error(o0, o1):
+        prev, (rows, cols) = shift_cubic(o0, 1.0, 0.0)
+        return np.abs(o1 - prev)[rows, cols].mean()
+
+    assert error(*outs) == pytest.approx((1 - h) * error(*net), rel=1e-4)
+    assert error(*net) == pytest.approx(0.05 * 31 / 127, rel=1e-4)  # the checker's edges: 31 of the 127 columns in view
+
+
+def test_what_moved_or_came_into_view_is_the_new_frame_alone(photo):
+    # An identity network on a pan: the compensated history equals the new frame where both see the
+    # photo, and the strip that came into view has no history: the output is the input (no ghost).
+    clip = make_clip(photo, Motion("p", pan=(4.0, 0.0)), frames=3)
+    f = TemporalFilter()
+    for x in clip.frames:
+        out = f(x, x)
+        assert np.abs(out - x).max() < 1e-5
+    # A different photo (a cut): every pixel changed by more than `moving`, nothing of the old frame.
+    other = np.ascontiguousarray(clip.frames[0][::-1, ::-1])
+    stylized = other * 0.5
+    out = f(other, stylized)
+    assert np.abs(out - stylized).mean() * 255 < 0.5
+
+
+def test_a_new_size_starts_over_and_history_zero_is_the_network_alone():
+    a, b = smooth_image(48, 64, seed=1), smooth_image(64, 48, seed=1)
+    f = TemporalFilter()
+    f(a, a * 0.5)
+    out = f(b, b * 0.5)
+    assert f.last_shift is None and np.array_equal(out, b * 0.5)
+    off = TemporalFilter(TemporalSettings(history=0))
+    off(a, a)
+    assert np.array_equal(off(a, a * 0.3), a * 0.3)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(history=0.96), "steady (the previous frame's weight) must be between 0 and 0.95, got 0.96"),
+        (dict(history=-0.1), "between 0 and 0.95, got -0.1"),
+        (dict(still=12.0, moving=12.0), "still < moving"),
+    ],
+)
+def test_bad_settings_are_one_line_errors(settings, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        TemporalSettings(**settings).check()
+
+
+def test_the_shipped_webcam_net_flickers_less_than_half_with_the_filter(photo):
+    # Measured (README, BENCHMARKS "Flicker"): starry_night_tiny 6.55 -> 2.14 levels on 1-px pans and
+    # noise 0.27 -> 0.12 (two photos, 12 frames). Here one photo, 6 frames: bounds with room.
+    from stylecast.inference.stylizer import Stylizer
+
+    s = Stylizer(ROOT / "checkpoints" / "starry_night_tiny.onnx", backend="ort")
+    motions = [Motion("pan 1 px", pan=(1.0, 0.0)), Motion("noise", noise=3 / 255)]
+    alone = measure(lambda x: s(x), photo, motions, frames=6)
+    steady = measure(Steadied(lambda x: s(x)), photo, motions, frames=6)
+    assert steady["pan 1 px"] < 0.45 * alone["pan 1 px"]
+    assert steady["noise amplification"] < 0.7 * alone["noise amplification"]
