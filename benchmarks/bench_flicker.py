@@ -8,6 +8,12 @@ amplification = the output's temporal std / the input's (1 passes the noise thro
 
     python -m benchmarks --only flicker     # or: python -m benchmarks.bench_flicker
     python -m benchmarks.bench_flicker --add runs/a.onnx runs/b.onnx   # more rows, the others kept
+    python -m benchmarks.bench_flicker --steady                         # only the temporal filter's section
+
+The temporal filter (inference/temporal.py, on by default for video files and the webcam stream)
+gets its own section: the same clips through net + filter, with what it costs beside the gain — how
+much of the texture's detail survives a pan (gradient energy of the filtered frame over the per-frame
+one), and its time per frame beside the network's, measured in one run.
 
 `--add` measures only the given models (e.g. nets trained with the stability loss) and adds or
 replaces their rows in the last results; each row says the model's stability weight and steps (a
@@ -19,19 +25,32 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.bench_inference import peer_session
 from benchmarks.common import RESULTS, ROOT, machine_info, machine_line, markdown_table, update_section, write_json
-from stylecast.flicker import MOTIONS, measure
+from stylecast.flicker import MOTIONS, Motion, make_clip, measure
 from stylecast.images import load_image
 from stylecast.inference.stylizer import Stylizer
+from stylecast.inference.temporal import Steadied, TemporalFilter, TemporalSettings
 
 PHOTOS = ("chelsea_cat.jpg", "brandenburg_gate.jpg")
 FRAME = (240, 320)  # a 320x240 camera frame, cut from the photo at 480 px
 SHARED = Path(os.environ.get("STYLECAST_SHARED", ROOT.parent / "shared")) / "data" / "content"
+# The filter's rows: the webcam nets and one full net at the default weight, and the trade-off curve
+# on the fastest webcam net.
+STEADY_ROWS = (
+    ("starry_night_tiny", (0.5, 0.7, 0.8)),
+    ("starry_night_tiny_fullres", (0.7,)),
+    ("starry_night_slim", (0.7,)),
+    ("great_wave_slim", (0.7,)),
+    ("starry_night", (0.7,)),
+)
+DETAIL_MOTIONS = (Motion("pan 1 px", pan=(1.0, 0.0)), Motion("pan 0.5 px", pan=(0.5, 0.25)))
+TIMED_FRAMES = ((240, 320), (480, 640))
 
 
 def peer_stylize():
@@ -93,7 +112,113 @@ def run(quick: bool = True, add: tuple[str, ...] = ()) -> dict:
     }
     write_json("flicker", payload)
     update_section("flicker", "Flicker: warping error on clips with known motion (8-bit levels; lower is steadier)", render(payload))
+    if not add:
+        run_steady(frames)
     return payload
+
+
+def gradient_energy(image: np.ndarray) -> float:
+    """Mean |horizontal and vertical differences|: how much fine texture an image has."""
+    return float(np.abs(np.diff(image, axis=0)).mean() + np.abs(np.diff(image, axis=1)).mean())
+
+
+def detail_kept(stylize, photo: np.ndarray, history: float, motion: Motion, frames: int) -> float:
+    """Gradient energy of the filtered last frame of a clip over the per-frame one's (1 = all kept)."""
+    clip = make_clip(photo, motion, frames, FRAME)
+    f = TemporalFilter(TemporalSettings(history=history))
+    for x in clip.frames:
+        y = np.clip(stylize(x), 0.0, 1.0)
+        out = f(x, y)
+    return gradient_energy(out) / gradient_energy(y)
+
+
+def _median_ms(fn, seconds: float = 1.0) -> float:
+    times, start = [], time.perf_counter()
+    while time.perf_counter() - start < seconds or len(times) < 5:
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return float(np.median(times))
+
+
+def filter_timings(stylizer: Stylizer, photo: np.ndarray) -> dict:
+    """ms a frame for the net (ONNX Runtime) and for the filter on a 1.5-px pan, side by side."""
+    out = {}
+    for size in TIMED_FRAMES:
+        clip = make_clip(photo, Motion("pan", pan=(1.5, -0.5)), 2, size)
+        x0, x1 = clip.frames
+        y0, y1 = stylizer(x0), stylizer(x1)
+        f = TemporalFilter()
+
+        def step():
+            f.reset()
+            f(x0, y0)
+            f(x1, y1)
+
+        first = _median_ms(lambda: (f.reset(), f(x0, y0)))  # the first frame: a copy, no history
+        out[f"{size[1]}x{size[0]}"] = {"net_ms": _median_ms(lambda: stylizer(x1)), "filter_ms": _median_ms(step) - first}
+    return out
+
+
+def run_steady(frames: int) -> dict:
+    photos = {name: load_image(SHARED / name, 480) for name in PHOTOS}
+    big = load_image(SHARED / PHOTOS[0], 900)  # room for a 640x480 frame
+    rows = []
+    for name, weights in STEADY_ROWS:
+        path = ROOT / "checkpoints" / f"{name}.onnx"
+        if not path.exists():
+            continue
+        s = Stylizer(path, backend="ort")
+        base = lambda f, s=s: s(f)  # noqa: E731
+        for h in weights:
+            steady = Steadied(base, TemporalSettings(history=h))
+            per_photo = {pn: measure(steady, photo, MOTIONS, frames=frames, size=FRAME) for pn, photo in photos.items()}
+            mean = {k: float(np.mean([m[k] for m in per_photo.values()])) for k in next(iter(per_photo.values()))}
+            detail = {m.name: float(np.mean([detail_kept(base, photo, h, m, frames) for photo in photos.values()])) for m in DETAIL_MOTIONS}
+            row = {"net": name, "steady": h, "mean": mean, "per_photo": per_photo, "detail_kept": detail, "load_avg": os.getloadavg()[0]}
+            rows.append(row)
+            said = [f"{k} {v:.2f}" for k, v in mean.items()] + [f"detail kept ({k}) {v:.2f}" for k, v in detail.items()]
+            print(f"  {name} + steady {h}: " + ", ".join(said), file=sys.stderr)
+    tiny = Stylizer(ROOT / "checkpoints" / "starry_night_tiny.onnx", backend="ort")
+    payload = {
+        "machine": machine_info(),
+        "photos": list(PHOTOS),
+        "frame": list(FRAME),
+        "frames": frames,
+        "settings": {"still": TemporalSettings.still, "moving": TemporalSettings.moving},
+        "rows": rows,
+        "timings_starry_night_tiny": filter_timings(tiny, big),
+    }
+    write_json("flicker_steady", payload)
+    update_section("flicker-steady", "Flicker with the temporal filter (video files and the webcam stream, on by default)", render_steady(payload))
+    return payload
+
+
+def render_steady(p: dict) -> str:
+    keys = list(p["rows"][0]["mean"])
+    dk = list(p["rows"][0]["detail_kept"])
+    t = p["timings_starry_night_tiny"]
+    lines = [
+        machine_line(p["machine"]),
+        "",
+        f"`python -m benchmarks.bench_flicker --steady` (also part of `--only flicker`): the clips of the section above "
+        f"({p['frames']} frames of {p['frame'][1]}x{p['frame'][0]}, the same two photos), each frame stylized and then passed "
+        "through the motion-compensated recursive filter (`stylecast.inference.temporal`: the camera's translation by phase "
+        "correlation + Lucas–Kanade, the previous output warped onto the new frame and blended with weight `steady` where the "
+        f"input changed by at most {p['settings']['still']} levels, none from {p['settings']['moving']}). Compare each row with "
+        "the same net's row above. `detail kept`: gradient energy of the last filtered frame of the clip over the per-frame "
+        "frame's (1 = as sharp; the price of averaging grid phases and resampling the history while the camera moves).",
+        "",
+    ]
+    table = [[r["net"], r["steady"], *[r["mean"][k] for k in keys], *[r["detail_kept"][k] for k in dk]] for r in p["rows"]]
+    lines.append(markdown_table(["net", "steady", *keys, *[f"detail kept, {k}" for k in dk]], table))
+    lines += [
+        "",
+        "Time a frame, starry_night_tiny on ONNX Runtime fp32 and the filter (numpy, one thread), a 1.5-px pan, same run: "
+        + "; ".join(f"{size}: net {v['net_ms']:.1f} ms, filter {v['filter_ms']:.1f} ms ({v['filter_ms'] / v['net_ms']:.2f}x the net)" for size, v in t.items())
+        + ".",
+    ]
+    return "\n".join(lines)
 
 
 def render(p: dict) -> str:
@@ -119,4 +244,7 @@ def render(p: dict) -> str:
 if __name__ == "__main__":
     args = sys.argv[1:]
     extra = tuple(args[args.index("--add") + 1 :]) if "--add" in args else ()
-    run(quick="--full" not in args, add=extra)
+    if "--steady" in args:
+        run_steady(json.loads((RESULTS / "flicker.json").read_text())["frames"])
+    else:
+        run(quick="--full" not in args, add=extra)

@@ -128,6 +128,15 @@ def shift(image: np.ndarray, dx: float, dy: float) -> tuple[np.ndarray, tuple[sl
     return out, (slice(y0, y1), slice(x0, x1))
 
 
+def _pad_edge(image: np.ndarray, py: tuple[int, int], px: tuple[int, int]) -> np.ndarray:
+    """`image` with py/px rows/columns of its edge repeated before/after (np.pad's "edge", faster)."""
+    if py != (0, 0):
+        image = np.concatenate([image[:1]] * py[0] + [image] + [image[-1:]] * py[1], axis=0)
+    if px != (0, 0):
+        image = np.concatenate([image[:, :1]] * px[0] + [image] + [image[:, -1:]] * px[1], axis=1)
+    return image
+
+
 def _keys(t: float) -> tuple[float, float, float, float]:
     """Keys' cubic convolution weights (a = −0.5, Catmull–Rom) for taps −1, 0, 1, 2 at fraction t."""
     return ((-t**3 + 2 * t**2 - t) / 2, (3 * t**3 - 5 * t**2 + 2) / 2, (-3 * t**3 + 4 * t**2 + t) / 2, (t**3 - t**2) / 2)
@@ -150,7 +159,7 @@ def shift_cubic(image: np.ndarray, dx: float, dy: float) -> tuple[np.ndarray, tu
         return out, (slice(0, 0), slice(0, 0))
     # taps −1..2 on a fractional axis: pad 1 before and 2 after with the edge (only there)
     px, py = (1, 2) if fx else (0, 0), (1, 2) if fy else (0, 0)
-    padded = np.pad(image, (py, px) + ((0, 0),) * (image.ndim - 2), mode="edge") if fx or fy else image
+    padded = _pad_edge(image, py, px)
     taps = (-1, 0, 1, 2)
     ys = [(o, wt) for o, wt in zip(taps, _keys(fy)) if wt] if fy else [(0, 1.0)]
     xs = [(o, wt) for o, wt in zip(taps, _keys(fx)) if wt] if fx else [(0, 1.0)]
@@ -177,7 +186,8 @@ def estimate_translation(prev: np.ndarray, cur: np.ndarray) -> tuple[float, floa
         if small is None:
             return None
         dx, dy = small[0] * k, small[1] * k
-    return _lucas_kanade(prev, cur, dx, dy, LK_STEPS)
+    # The downscaled steps leave ~0.01 px to go: one full-size step (measured: within 0.002 px).
+    return _lucas_kanade(prev, cur, dx, dy, LK_STEPS if k == 1 else 1)
 
 
 def _lucas_kanade(prev: np.ndarray, cur: np.ndarray, dx: float, dy: float, steps: int) -> tuple[float, float] | None:
