@@ -67,23 +67,28 @@ class StreamSettings:
 class StreamSteady:
     """The stream's temporal filter (inference/temporal.py). Frames reach it from pool threads, two
     at once when pipelined: a lock keeps one at a time, and a frame older than the last one filtered
-    passes unfiltered (it is answered "stale" anyway: never drawn after a newer one)."""
+    passes unfiltered (it is answered "stale" anyway: never drawn after a newer one). A settings
+    change starts the filter over; a frame submitted before it (stylized with the old settings)
+    passes unfiltered and leaves no history: it would ghost the old style into the new."""
 
     def __init__(self, history: float):
         self.lock = threading.Lock()
         self.newest = 0
+        self.generation = 0
         self.filter = TemporalFilter(TemporalSettings(history=history))
 
     def reset(self, history: float) -> None:
         with self.lock:
+            self.generation += 1
             self.filter = TemporalFilter(TemporalSettings(history=history))
 
     def step(self, seq: int):
-        """The `after` step of frame `seq` for StylizeService.job."""
+        """The `after` step of frame `seq`, submitted now, for StylizeService.job."""
+        generation = self.generation
 
         def after(image, stylized):
             with self.lock:
-                if seq < self.newest:
+                if seq < self.newest or generation != self.generation:
                     return stylized
                 self.newest = seq
                 return self.filter(image, stylized)

@@ -90,18 +90,21 @@ def _box(image: np.ndarray, r: int) -> np.ndarray:
 
 
 def _phase_peak(prev: np.ndarray, cur: np.ndarray) -> tuple[int, int, float]:
-    """Whole-pixel (dx, dy) with cur(q) ≈ prev(q + d), and the peak's height (1 = a perfect match)."""
+    """Whole-pixel (dx, dy) with cur(q) ≈ prev(q + d), and the peak's height (1 = a perfect match).
+    The windowed frames are zero-padded to powers of two: no wrap-around, and the same radix-2 sizes
+    as the page's port (inference/web/temporal.js)."""
     h, w = prev.shape
-    window = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)  # no wrap-around edge
-    a = np.fft.rfft2((prev - prev.mean()) * window)
-    b = np.fft.rfft2((cur - cur.mean()) * window)
+    size = (1 << (h - 1).bit_length(), 1 << (w - 1).bit_length())
+    window = np.outer(np.hanning(h), np.hanning(w))
+    a = np.fft.rfft2((prev - prev.mean()) * window, s=size)
+    b = np.fft.rfft2((cur - cur.mean()) * window, s=size)
     cross = b * np.conj(a)
-    corr = np.fft.irfft2(cross / np.maximum(np.abs(cross), 1e-12), s=(h, w))
+    corr = np.fft.irfft2(cross / np.maximum(np.abs(cross), 1e-12), s=size)
     iy, ix = np.unravel_index(int(np.argmax(corr)), corr.shape)
     peak = float(corr[iy, ix])
     # corr peaks at −d (cur is prev moved back by d); indices past the middle are negative shifts.
-    dy = -(iy if iy <= h // 2 else iy - h)
-    dx = -(ix if ix <= w // 2 else ix - w)
+    dy = -(iy if iy <= size[0] // 2 else iy - size[0])
+    dx = -(ix if ix <= size[1] // 2 else ix - size[1])
     return int(dx), int(dy), peak
 
 
@@ -247,7 +250,7 @@ class TemporalFilter:
             prev_out -= stylized  # out = stylized + a · (prev_out − stylized), in place
             prev_out *= a
             prev_out += stylized
-            out = prev_out
+            out = np.clip(prev_out, 0.0, 1.0, out=prev_out)  # the cubic overshoots at sharp edges
         self._luma, self._out = luma, out
         return out
 

@@ -177,3 +177,21 @@ def test_the_shipped_webcam_net_flickers_less_than_half_with_the_filter(photo):
     steady = measure(Steadied(lambda x: s(x)), photo, motions, frames=6)
     assert steady["pan 1 px"] < 0.45 * alone["pan 1 px"]
     assert steady["noise amplification"] < 0.7 * alone["noise amplification"]
+
+
+def test_the_stream_never_carries_a_frame_of_old_settings_into_the_new_ones():
+    # A frame submitted before a settings message (stylized with the old style or strength) reaches
+    # the filter after it: it passes unfiltered and leaves no history, or the old style would ghost
+    # into the new one for a few frames (seen in the page: strength 0 still showed the style).
+    from stylecast.inference.server_stream import StreamSteady
+
+    x = smooth_image(40, 60, seed=3)
+    old_style, new_style = x * 0.2, x * 0.9
+    steady = StreamSteady(0.7)
+    late = steady.step(1)  # submitted under the old settings
+    steady.reset(0.7)  # the settings message
+    assert np.array_equal(late(x, old_style), old_style)
+    assert np.array_equal(steady.step(2)(x, new_style), new_style)  # no history from frame 1
+    assert np.abs(steady.step(3)(x, new_style) - new_style).max() < 1e-6
+    older = steady.step(2)  # pipelined: an older frame after a newer one passes unfiltered
+    assert np.array_equal(older(x, old_style), old_style)

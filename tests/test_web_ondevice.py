@@ -165,6 +165,9 @@ def test_webcam_switches_to_the_device_and_back_without_reloading(device_server,
         drawn = pg.evaluate("window.stylecast.device.framesDrawn")
         frames(pg, "window.stylecast.device.framesDrawn", drawn + 2)
         assert device_server.metric("stylecast_ws_frames_total", headers={"Authorization": f"Bearer {TOKEN}"}) == sent  # none went to the server
+        # the temporal filter runs on the device too (the fake camera's pattern moves: a translation is found)
+        assert pg.evaluate("window.stylecast.device.filter.settings.history") == 0.7
+        assert pg.evaluate("window.stylecast.device.filter.lastShift") is not None
         assert device_server.metric("stylecast_ws_connections", headers={"Authorization": f"Bearer {TOKEN}"}) == 0
 
         pg.select_option("#style", SLIM)  # the other model is fetched and used on the device
@@ -180,6 +183,66 @@ def test_webcam_switches_to_the_device_and_back_without_reloading(device_server,
         pg.click("#cam-stop")
     finally:
         page.close()
+
+
+@pytest.mark.parametrize("size", [(96, 128), (240, 320)])
+def test_the_page_filter_holds_still_as_the_server_does(device_server, browser, size):
+    # temporal.js against inference/temporal.py on the same frames: a still camera with sensor noise,
+    # then a pan of (1.5, −0.5) px a frame; "stylized" by a fixed function with a pattern fixed to the
+    # frame (what a stride grid does), so the history matters. 240x320 takes the downscaled path
+    # (phase correlation and the first Lucas–Kanade steps at half size), 96x128 the full-size one.
+    from stylecast.flicker import Motion, make_clip
+    from stylecast.inference.temporal import TemporalFilter
+
+    h, w = size
+    scene = smooth_image(h + 80, w + 80, seed=11)
+    still = make_clip(scene, Motion("noise", noise=3 / 255), frames=3, size=size, seed=1).frames
+    pan = make_clip(scene, Motion("pan", pan=(1.5, -0.5)), frames=4, size=size).frames
+    frames = [np.rint(f * 255).astype(np.uint8) for f in still + pan[1:]]
+    yy, xx = np.mgrid[0:h, 0:w]
+    pattern = (40 * ((xx // 4 + yy // 4) % 2))[..., None]
+    stylized = [np.clip(255 - f.astype(int) + pattern, 0, 255).astype(np.uint8) for f in frames]
+
+    f = TemporalFilter()
+    want, shifts = [], []
+    for x, y in zip(frames, stylized):
+        want.append(np.rint(f(x.astype(np.float32) / 255, y.astype(np.float32) / 255) * 255).astype(np.int16))
+        shifts.append(f.last_shift)
+
+    b64 = lambda a: base64.b64encode(a.tobytes()).decode()  # noqa: E731
+    rgba = [np.concatenate([x, np.full((h, w, 1), 255, np.uint8)], axis=2) for x in frames]
+    page = Page(browser, device_server)
+    try:
+        got, js_shifts = page.page.evaluate(
+            """([frames, styl, w, h]) => {
+                const dec = (b) => Uint8Array.from(atob(b), (c) => c.charCodeAt(0));
+                const f = StylecastTemporal.create();
+                const outs = [], shifts = [];
+                for (let t = 0; t < frames.length; t++) {
+                  const o = f.step(dec(frames[t]), Float32Array.from(dec(styl[t]), (v) => v / 255), w, h);
+                  const u8 = new Uint8ClampedArray(o.length);
+                  for (let i = 0; i < o.length; i++) u8[i] = o[i] * 255;
+                  let bin = "";
+                  for (let i = 0; i < u8.length; i++) bin += String.fromCharCode(u8[i]);
+                  outs.push(btoa(bin));
+                  shifts.push(f.lastShift);
+                }
+                return [outs, shifts];
+            }""",
+            [[b64(x) for x in rgba], [b64(y) for y in stylized], w, h],
+        )
+    finally:
+        page.close()
+    assert js_shifts[0] is None and shifts[0] is None
+    for ours, theirs in zip(shifts[1:], js_shifts[1:]):
+        assert theirs == pytest.approx(ours, abs=1e-4)
+    assert shifts[-1] == pytest.approx((1.5, -0.5), abs=0.05)
+    for ours, data in zip(want, got):
+        theirs = np.frombuffer(base64.b64decode(data), np.uint8).reshape(h, w, 3).astype(np.int16)
+        # one level at most: with 8-bit inputs and history 0.7 many values fall on x.5 exactly, where
+        # float32 (numpy) and float64 (JS) rounding pick different sides (measured: 4 % of values)
+        diff = np.abs(theirs - ours)
+        assert diff.max() <= 1 and diff.mean() < 0.1, (diff.max(), diff.mean())
 
 
 def test_a_model_is_downloaded_once(device_server, browser, tmp_path):

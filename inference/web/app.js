@@ -663,6 +663,8 @@ const device = (stylecast.device = {
   running: false,      // the frame loop
   framesDrawn: 0,
   reason: null,        // why the page is on the server although the switch asked otherwise
+  filter: null,        // the temporal filter of the frames stylized here (steadyDeviceFrame)
+  filterKey: null,
   capture: document.createElement("canvas"),
   engine: StylecastDevice,
 });
@@ -701,6 +703,7 @@ function describeDevice() {
 
 function setMode(mode) {
   cam.mode = mode;
+  device.filter = null;  // no history across a switch (the server's stream starts its own)
   $("backend").textContent = mode === "device" ? StylecastDevice.describe() : "the server";
   if (!cam.running) return;
   if (mode === "device") {
@@ -752,13 +755,41 @@ async function deviceFrame(ctx, video) {
   drawFrame(device.capture, video);
   const frame = ctx.getImageData(0, 0, cam.width, cam.height);
   const started = performance.now();
-  const out = await StylecastDevice.stylize(style, frame, settings(), fetchModel);
+  const opts = settings();
+  const out = await StylecastDevice.stylize(style, frame, opts, fetchModel);
   if (!cam.running || cam.mode !== "device") return;
-  $("output").getContext("2d").putImageData(out, 0, 0);
+  $("output").getContext("2d").putImageData(steadyDeviceFrame(frame, out, opts), 0, 0);
   device.framesDrawn += 1;
   const now = performance.now();
   frameDrawn(now, now - started, StylecastDevice.state.lastRunMs);
   deviceStatus(describeDevice());
+}
+
+// The temporal filter in device mode (temporal.js: the server's inference/temporal.py, ported):
+// one per run of frames, started over when a setting, the weight or the frame size changes, as the
+// server's stream starts over at each settings message. `opts`: the settings the frame was
+// stylized with (they may have changed while it ran).
+function steadyDeviceFrame(frame, out, opts) {
+  const weight = steadyWeight();
+  const { width: w, height: h } = frame;
+  if (weight === 0) {
+    device.filter = null;
+    return out;
+  }
+  const key = JSON.stringify([opts, weight, w, h]);
+  if (!device.filter || device.filterKey !== key) {
+    device.filter = StylecastTemporal.create({ history: weight });
+    device.filterKey = key;
+  }
+  const rgb = new Float32Array(w * h * 3);
+  for (let i = 0; i < w * h; i++) for (let c = 0; c < 3; c++) rgb[3 * i + c] = out.data[4 * i + c] / 255;
+  const steady = device.filter.step(frame.data, rgb, w, h);
+  const pixels = new Uint8ClampedArray(w * h * 4);  // a clamped store rounds half to even, as numpy.rint
+  for (let i = 0; i < w * h; i++) {
+    for (let c = 0; c < 3; c++) pixels[4 * i + c] = steady[3 * i + c] * 255;
+    pixels[4 * i + 3] = 255;
+  }
+  return new ImageData(pixels, w, h);
 }
 
 async function runDeviceLoop() {
