@@ -13,7 +13,8 @@ Rows:
   and on OpenVINO (bf16 where the CPU has bf16), and in the browser (onnxruntime-web, WASM);
 - levers, on the fastest style and server backend of those rows: frames in flight (the page's
   flow control: 1, 2 = default, 3), the frame the page sends (JPEG quality 0.8 = default, 0.6,
-  WebP), two workers of 1 thread (`--concurrency 2 --threads 1`) one frame at a time, and with
+  WebP), the temporal filter off (steady 0; every other row runs it at the default 0.7), two
+  workers of 1 thread (`--concurrency 2 --threads 1`) one frame at a time, and with
   `--ws-pipeline 2`: two frames of the stream at once, one decoding or encoding while the other
   runs the network;
 - the JPEG codec, in-process (no browser): Pillow (libjpeg-turbo) against simplejpeg (the same
@@ -79,7 +80,17 @@ def make_clip(folder: Path, fps: int = 30) -> Path:
     return path
 
 
-def _row(browser, url: str, style: str, seconds: float, *, on_device: bool = False, inflight: int | None = None, frame: dict | None = None) -> dict:
+def _row(
+    browser,
+    url: str,
+    style: str,
+    seconds: float,
+    *,
+    on_device: bool = False,
+    inflight: int | None = None,
+    frame: dict | None = None,
+    steady: float | None = None,
+) -> dict:
     context = browser.new_context()
     context.grant_permissions(["camera"], origin=url.rstrip("/"))
     init = []
@@ -99,6 +110,8 @@ def _row(browser, url: str, style: str, seconds: float, *, on_device: bool = Fal
         page.click("#tab-webcam")
         page.select_option("#resolution", "640x480")
         page.uncheck("#mirror")  # a mirror costs a canvas transform: measure the plain path
+        if steady is not None:  # the temporal filter's weight (default 0.7; 0 = off)
+            page.eval_on_selector("#steady", f"el => {{ el.value = {round(steady * 100)}; el.dispatchEvent(new Event('input')); }}")
         if on_device:
             page.check("#on-device")
             page.wait_for_function("() => document.querySelector('#backend').textContent !== 'the server'", timeout=120_000)
@@ -112,7 +125,7 @@ def _row(browser, url: str, style: str, seconds: float, *, on_device: bool = Fal
         lat = page.evaluate(f"window.stylecast.latencies.slice({start['lat']})")
         frames = end["frames"] - start["frames"]
         n = max(1, end["stages"].get("frames", 0) - start["stages"].get("frames", 0))
-        stages = {k: round((end["stages"].get(k, 0) - start["stages"].get(k, 0)) / n, 1) for k in ("decode", "stylize", "encode")}
+        stages = {k: round((end["stages"].get(k, 0) - start["stages"].get(k, 0)) / n, 1) for k in ("decode", "stylize", "steady", "encode")}
         return {
             "style": style,
             "fps": frames / elapsed,
@@ -275,6 +288,7 @@ def run(quick: bool = True, models: list[Path] | None = None, note: str | None =
                     ("3 frames in flight", {"inflight": 3}),
                     ("page sends JPEG q0.6", {"frame": {"type": "image/jpeg", "quality": 0.6}}),
                     ("page sends WebP q0.8", {"frame": {"type": "image/webp", "quality": 0.8}}),
+                    ("steady 0: no temporal filter, every frame on its own", {"steady": 0.0}),
                 ):
                     row = _row(browser, server.url, lever_style, seconds, **kwargs)
                     row.update(path=label)
@@ -340,7 +354,7 @@ def _say(row: dict) -> None:
 
 def _cells(row: dict) -> list:
     st = row["server_stages_ms"]
-    split = f"{st['decode']} / {st['stylize']} / {st['encode']}" if st else "–"
+    split = f"{st['decode']} / {st['stylize']} / {st.get('steady', 0)} / {st['encode']}" if st else "–"
     return [
         row["style"],
         row["path"],
@@ -360,7 +374,7 @@ def _ms(v):
 
 
 def _write_section(r: dict) -> None:
-    head = ["style", "path", "FPS", "camera FPS", "page FPS", "p50 ms", "p99 ms", "dropped", "KB/frame sent", "server decode / stylize / encode ms"]
+    head = ["style", "path", "FPS", "camera FPS", "page FPS", "p50 ms", "p99 ms", "dropped", "KB/frame sent", "server decode / stylize / steady / encode ms"]
     c = r["codec"]
     sj = c.get("simplejpeg")
     codec = f"Pillow {c['pillow']['decode']} ms decode (to float) + {c['pillow']['encode']} ms encode (from float); " + (

@@ -142,7 +142,7 @@ def _pad_edge(image: np.ndarray, py: tuple[int, int], px: tuple[int, int]) -> np
 
 def _keys(t: float) -> tuple[float, float, float, float]:
     """Keys' cubic convolution weights (a = −0.5, Catmull–Rom) for taps −1, 0, 1, 2 at fraction t."""
-    return ((-t**3 + 2 * t**2 - t) / 2, (3 * t**3 - 5 * t**2 + 2) / 2, (-3 * t**3 + 4 * t**2 + t) / 2, (t**3 - t**2) / 2)
+    return ((-(t**3) + 2 * t**2 - t) / 2, (3 * t**3 - 5 * t**2 + 2) / 2, (-3 * t**3 + 4 * t**2 + t) / 2, (t**3 - t**2) / 2)
 
 
 def shift_cubic(image: np.ndarray, dx: float, dy: float) -> tuple[np.ndarray, tuple[slice, slice]]:

@@ -197,7 +197,11 @@ def flicker_text(onnx_path: Path, steady: float | None = None) -> str:
     fn = (lambda f: s(f)) if steady is None else Steadied(lambda f: s(f), TemporalSettings(history=steady))
     per = [measure(fn, load_image(SHARED / n, 480), MOTIONS, frames=6, size=FRAME) for n in PHOTOS]
     mean = {k: float(np.mean([m[k] for m in per])) for k in per[0]}
-    where = "`python -m benchmarks --only flicker` has every model and the peer" if steady is None else "BENCHMARKS.md, \"Flicker with the temporal filter\", has what it costs"
+    where = (
+        "`python -m benchmarks --only flicker` has every model and the peer"
+        if steady is None
+        else 'BENCHMARKS.md, "Flicker with the temporal filter", has what it costs'
+    )
     return ", ".join(f"{k} {v:.2f}" for k, v in mean.items()) + f" (8-bit levels of warping error; mean of {' and '.join(PHOTOS)}; {where})"
 
 
