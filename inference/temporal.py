@@ -32,7 +32,7 @@ import numpy as np
 from stylecast.errors import UserError
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-PHASE_SIDE = 256  # phase correlation runs on a luminance whose longer side is at most this
+PHASE_SIDE = 128  # phase correlation runs on a luminance whose longer side is at most this
 MAX_SHIFT = 0.25  # a shift beyond this share of the frame is not the same view: start over
 MIN_PEAK = 0.03  # phase-correlation peak below this: no trustworthy translation (flat or new view)
 LK_STEPS = 2  # Lucas–Kanade refinements after the whole-pixel estimate
@@ -140,6 +140,16 @@ def _pad_edge(image: np.ndarray, py: tuple[int, int], px: tuple[int, int]) -> np
     return image
 
 
+def _weighted_sum(arrays: list[np.ndarray], weights: list[float], out: np.ndarray | None = None) -> np.ndarray:
+    """sum(w · a) into `out` (a new float32 array if None), with one scratch array for the products."""
+    out = np.multiply(arrays[0], np.float32(weights[0]), out=out, dtype=np.float32, casting="unsafe")
+    scratch = np.empty_like(out) if len(arrays) > 1 else None
+    for a, wt in zip(arrays[1:], weights[1:]):
+        np.multiply(a, np.float32(wt), out=scratch)
+        out += scratch
+    return out
+
+
 def _keys(t: float) -> tuple[float, float, float, float]:
     """Keys' cubic convolution weights (a = −0.5, Catmull–Rom) for taps −1, 0, 1, 2 at fraction t."""
     return ((-(t**3) + 2 * t**2 - t) / 2, (3 * t**3 - 5 * t**2 + 2) / 2, (-3 * t**3 + 4 * t**2 + t) / 2, (t**3 - t**2) / 2)
@@ -167,9 +177,11 @@ def shift_cubic(image: np.ndarray, dx: float, dy: float) -> tuple[np.ndarray, tu
     ys = [(o, wt) for o, wt in zip(taps, _keys(fy)) if wt] if fy else [(0, 1.0)]
     xs = [(o, wt) for o, wt in zip(taps, _keys(fx)) if wt] if fx else [(0, 1.0)]
     cols = slice(x0 + ix, x1 + ix + px[0] + px[1])  # padded columns the x taps need
-    rows = sum(np.float32(wt) * padded[y0 + iy + py[0] + o : y1 + iy + py[0] + o, cols] for o, wt in ys)
+    # Weighted sums accumulated in place (one scratch array): at 640x480x3 the temporaries, not the
+    # arithmetic, were most of the time.
+    rows = _weighted_sum([padded[y0 + iy + py[0] + o : y1 + iy + py[0] + o, cols] for o, _ in ys], [wt for _, wt in ys])
     n = x1 - x0
-    out[y0:y1, x0:x1] = sum(np.float32(wt) * rows[:, px[0] + o : px[0] + o + n] for o, wt in xs)
+    _weighted_sum([rows[:, px[0] + o : px[0] + o + n] for o, _ in xs], [wt for _, wt in xs], out=out[y0:y1, x0:x1])
     return out, (slice(y0, y1), slice(x0, x1))
 
 
@@ -250,7 +262,7 @@ class TemporalFilter:
             prev_out -= stylized  # out = stylized + a · (prev_out − stylized), in place
             prev_out *= a
             prev_out += stylized
-            out = np.clip(prev_out, 0.0, 1.0, out=prev_out)  # the cubic overshoots at sharp edges
+            out = prev_out  # the cubic overshoots sharp edges a little: 8-bit encoding clips, as for the net's own output
         self._luma, self._out = luma, out
         return out
 

@@ -206,7 +206,7 @@ def test_the_page_filter_holds_still_as_the_server_does(device_server, browser, 
     f = TemporalFilter()
     want, shifts = [], []
     for x, y in zip(frames, stylized):
-        want.append(np.rint(f(x.astype(np.float32) / 255, y.astype(np.float32) / 255) * 255).astype(np.int16))
+        want.append(np.clip(np.rint(f(x.astype(np.float32) / 255, y.astype(np.float32) / 255) * 255), 0, 255).astype(np.int16))
         shifts.append(f.last_shift)
 
     b64 = lambda a: base64.b64encode(a.tobytes()).decode()  # noqa: E731

@@ -7,7 +7,7 @@
 
 const StylecastTemporal = (() => {
   const LUMA = [0.299, 0.587, 0.114].map(Math.fround);
-  const PHASE_SIDE = 256, MAX_SHIFT = 0.25, MIN_PEAK = 0.03, LK_STEPS = 2, SNAP = 0.01;
+  const PHASE_SIDE = 128, MAX_SHIFT = 0.25, MIN_PEAK = 0.03, LK_STEPS = 2, SNAP = 0.01;
   const DEFAULTS = { history: 0.7, still: 4.0, moving: 12.0 };
 
   function luminance(rgba, w, h) {
@@ -281,7 +281,7 @@ const StylecastTemporal = (() => {
             }
             for (let ch = 0; ch < 3; ch++) {
               const k = 3 * i + ch;
-              next[k] = Math.min(1, Math.max(0, stylized[k] + a * (prevOut.data[k] - stylized[k])));  // cubic overshoot
+              next[k] = stylized[k] + a * (prevOut.data[k] - stylized[k]);  // overshoot: clipped when drawn
             }
           }
           out = next;
