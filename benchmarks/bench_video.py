@@ -91,7 +91,10 @@ def run(quick: bool = True) -> dict:
     write_json("video", payload)
     table = markdown_table(
         ["style", "runtime", "batch 1 (frames/s)", "batch 4 (frames/s)", "batch 4 / batch 1", "batch 4 without the filter", "with / without"],
-        [[r["style"], r["runtime"], r["batch1"], r["batch4"], r["batch4"] / r["batch1"], r["batch4_no_filter"], r["batch4"] / r["batch4_no_filter"]] for r in rows],
+        [
+            [r["style"], r["runtime"], r["batch1"], r["batch4"], r["batch4"] / r["batch1"], r["batch4_no_filter"], r["batch4"] / r["batch4_no_filter"]]
+            for r in rows
+        ],
     )
     update_section(
         "video",

@@ -13,7 +13,8 @@ Rows:
   and on OpenVINO (bf16 where the CPU has bf16), and in the browser (onnxruntime-web, WASM);
 - levers, on the fastest style and server backend of those rows: frames in flight (the page's
   flow control: 1, 2 = default, 3), the frame the page sends (JPEG quality 0.8 = default, 0.6,
-  WebP), the temporal filter off (steady 0; every other row runs it at the default 0.7), two
+  WebP), the temporal filter off (steady 0; every other row runs it at the default 0.7), 320x240
+  frames (the page's default size; every other row is 640x480) with and without the filter, two
   workers of 1 thread (`--concurrency 2 --threads 1`) one frame at a time, and with
   `--ws-pipeline 2`: two frames of the stream at once, one decoding or encoding while the other
   runs the network;
@@ -90,6 +91,7 @@ def _row(
     inflight: int | None = None,
     frame: dict | None = None,
     steady: float | None = None,
+    resolution: str = "640x480",
 ) -> dict:
     context = browser.new_context()
     context.grant_permissions(["camera"], origin=url.rstrip("/"))
@@ -108,7 +110,7 @@ def _row(
         page.wait_for_function("() => window.stylecast.serverReady && !document.querySelector('#style').disabled", timeout=120_000)
         page.select_option("#style", style)
         page.click("#tab-webcam")
-        page.select_option("#resolution", "640x480")
+        page.select_option("#resolution", resolution)
         page.uncheck("#mirror")  # a mirror costs a canvas transform: measure the plain path
         if steady is not None:  # the temporal filter's weight (default 0.7; 0 = off)
             page.eval_on_selector("#steady", f"el => {{ el.value = {round(steady * 100)}; el.dispatchEvent(new Event('input')); }}")
@@ -289,6 +291,8 @@ def run(quick: bool = True, models: list[Path] | None = None, note: str | None =
                     ("page sends JPEG q0.6", {"frame": {"type": "image/jpeg", "quality": 0.6}}),
                     ("page sends WebP q0.8", {"frame": {"type": "image/webp", "quality": 0.8}}),
                     ("steady 0: no temporal filter, every frame on its own", {"steady": 0.0}),
+                    ("320x240 camera frames (the page's default size)", {"resolution": "320x240"}),
+                    ("320x240 camera frames, steady 0", {"resolution": "320x240", "steady": 0.0}),
                 ):
                     row = _row(browser, server.url, lever_style, seconds, **kwargs)
                     row.update(path=label)
