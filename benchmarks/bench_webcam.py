@@ -395,7 +395,9 @@ def _write_section(r: dict) -> None:
         cam = row.get("camera_fps") or 0
         return cam >= 29.5 and row["fps"] >= 0.99 * cam and (row["p99_ms"] or 1e9) <= 100
 
-    served = r["rows"] + r["levers"]
+    # The bar is for 640x480; the 320x240 rows (the page's default size) are said apart.
+    small = [row for row in r["levers"] if "320x240" in row["path"]]
+    served = [row for row in r["rows"] + r["levers"] if row not in small]
     meeting = [row for row in served if keeps_up(row)]
     best = min(meeting, key=lambda row: row["p99_ms"]) if meeting else max(served, key=lambda row: row["fps"])
     caps = r.get("capacity") or []
@@ -404,7 +406,12 @@ def _write_section(r: dict) -> None:
         f"Best row with the 30 FPS camera: {best['fps']:.1f} FPS of {best.get('camera_fps') or 0:.1f} camera frames a second, "
         f"p50 {_ms(best['p50_ms'])} ms, p99 {_ms(best['p99_ms'])} ms ({best['style']}, {best['path']}): "
         + ("**meets**" if meeting else "**does not meet**")
-        + f" the issue's bar of 30 FPS end to end with p99 <= 100 ms ({len(meeting)} of {len(served)} rows do)."
+        + f" the issue's bar of 30 FPS end to end with p99 <= 100 ms at 640x480 ({len(meeting)} of {len(served)} rows do)."
+        + "".join(
+            f" At 320x240 ({row['path']}): {row['fps']:.1f} FPS of {row.get('camera_fps') or 0:.1f}, p99 {_ms(row['p99_ms'])} ms"
+            + (" (meets it)." if keeps_up(row) else " (does not meet it).")
+            for row in small
+        )
         + (
             f" Headroom: offered 60 camera frames a second, the best setting ({cap['path'].split(', ', 1)[1]}) drew {cap['fps']:.1f} FPS, "
             f"p99 {_ms(cap['p99_ms'])} ms (the faster clip also costs the browser more)."
@@ -416,20 +423,21 @@ def _write_section(r: dict) -> None:
         f"{k}: " + (f"{v['kb']} KB, " if "kb" in v else "") + f"input {v['input_levels']}, output {v['output_levels']}"
         for k, v in r.get("format_quality", {}).items()
     )
-    served = [row for row in r["rows"] + r["levers"] if row["server_stages_ms"]]
-    top = max(served, key=lambda row: row["fps"])
+    top = max((row for row in served if row["server_stages_ms"]), key=lambda row: row["fps"])
     st = top["server_stages_ms"]
-    total = st["decode"] + st["stylize"] + st["encode"]
+    steady = st.get("steady", 0)
+    total = st["decode"] + st["stylize"] + steady + st["encode"]
     share = (
         f"In the fastest server row ({top['path']}) a frame cost the server {st['decode']} ms decode + {st['stylize']} ms "
-        f"network + {st['encode']} ms encode: the network is {100 * st['stylize'] / total:.0f} % of it, so a faster JPEG "
-        f"codec or a smaller frame can win at most {100 * (st['decode'] + st['encode']) / total:.0f} % here; the rest "
-        "is the network (a new one, sized for the budget, is the lever that is left)."
+        f"network + {steady} ms temporal filter + {st['encode']} ms encode: the network is {100 * st['stylize'] / total:.0f} % "
+        f"of it and the filter {100 * steady / total:.0f} %, so a faster JPEG codec can win at most "
+        f"{100 * (st['decode'] + st['encode']) / total:.0f} % here."
     )
     body = f"""{machine_line(r["machine"])} · headless Chromium
 
 `python -m benchmarks --only webcam` (`benchmarks/bench_webcam.py`; `python -m benchmarks.bench_webcam --model
-PATH` adds a network): the webcam page at 640x480, Chromium's fake camera playing a real clip (a slow
+PATH` adds a network): the webcam page at 640x480 (two lever rows at 320x240), with the temporal filter at
+its default (steady 0.7) unless a row says steady 0, Chromium's fake camera playing a real clip (a slow
 pan and zoom across {r["clip"]["photos"]} photos of `../shared/data/content`, 30 FPS, made at run time in a temp
 folder). Each row {r["seconds_per_row"]:g} s after {WARMUP_FRAMES} frames. FPS: frames drawn on the page's canvas per
 second (page FPS: the page's own 3-s readout at the end); latency: capture (before the page's JPEG
