@@ -9,10 +9,11 @@ denoising answer is a recursive filter with motion compensation:
     out_t = a · warp(out_t−1) + (1 − a) · net(x_t)
 
 - warp: the camera's global translation between x_t−1 and x_t, found by phase correlation on a
-  downscaled luminance (whole pixels), refined to sub-pixel by Lucas–Kanade steps on the full frame.
+  downscaled luminance (whole pixels), refined to sub-pixel by Lucas–Kanade steps (on the
+  downscaled frames, then one at full size); the previous output is resampled with Keys' cubic.
   Only translation is compensated (pans and hand shake); zoom, rotation and things that move in the
   scene are left to the gate.
-- a, per pixel: `history` where the input, after that warp, changed no more than sensor noise does
+- a, per pixel: `history` (the user's "steady") where the input, after that warp, changed no more than sensor noise does
   (`still` levels), falling linearly to 0 where it changed by `moving` levels or more. So anything
   that really changed in the photo is drawn from the new frame alone (no ghosts), and what did not
   change keeps its painted texture still.
