@@ -5,9 +5,10 @@ answered "dropped" at once); another stylizes the waiting frame on the shared in
 sends it back. So a slow server lowers the frame rate instead of adding lag, and each connection
 holds at most one job. Each connection has its own temporal filter (inference/temporal.py): the
 frames it answers hold still where the camera's view did not change. Settings (style, strength,
-steady, ...) change with a JSON text message on the open socket. The handshake is checked before accept: token, Origin, readiness, settings. Frames have their own
-pixel limit (`ws_max_pixels`, a camera frame's), checked from the header before decoding; text
-messages are bounded in size and depth before they are parsed.
+steady, ...) change with a JSON text message on the open socket. The handshake is checked before
+accept: token, Origin, readiness, settings. Frames have their own pixel limit (`ws_max_pixels`, a
+camera frame's), checked from the header before decoding; text messages are bounded in size and
+depth before they are parsed.
 Protocol: see inference/server.py.
 """
 
