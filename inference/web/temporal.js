@@ -34,6 +34,20 @@ const StylecastTemporal = (() => {
 
   // --- phase correlation: radix-2 FFTs of the windowed frames, zero-padded to powers of two ---
 
+  const twiddles = new Map();  // n -> [cos, sin] of 2πk/n, k < n/2 (computed once per size)
+
+  function twiddle(n) {
+    if (!twiddles.has(n)) {
+      const c = new Float64Array(n / 2), si = new Float64Array(n / 2);
+      for (let k = 0; k < n / 2; k++) {
+        c[k] = Math.cos((2 * Math.PI * k) / n);
+        si[k] = Math.sin((2 * Math.PI * k) / n);
+      }
+      twiddles.set(n, [c, si]);
+    }
+    return twiddles.get(n);
+  }
+
   function fft(re, im, n, stride, offset, inverse) {
     for (let i = 1, j = 0; i < n; i++) {  // bit reversal
       let bit = n >> 1;
@@ -41,16 +55,18 @@ const StylecastTemporal = (() => {
       j ^= bit;
       if (i < j) {
         const a = offset + i * stride, b = offset + j * stride;
-        [re[a], re[b]] = [re[b], re[a]];
-        [im[a], im[b]] = [im[b], im[a]];
+        let t = re[a]; re[a] = re[b]; re[b] = t;
+        t = im[a]; im[a] = im[b]; im[b] = t;
       }
     }
+    const [cos, sin] = twiddle(n);
+    const sign = inverse ? 1 : -1;
     for (let len = 2; len <= n; len <<= 1) {
-      const ang = (inverse ? 2 : -2) * Math.PI / len;
+      const half = len >> 1, step = n / len;
       for (let i = 0; i < n; i += len) {
-        for (let k = 0; k < len / 2; k++) {
-          const c = Math.cos(ang * k), s = Math.sin(ang * k);
-          const a = offset + (i + k) * stride, b = offset + (i + k + len / 2) * stride;
+        for (let k = 0; k < half; k++) {
+          const c = cos[k * step], s = sign * sin[k * step];
+          const a = offset + (i + k) * stride, b = a + half * stride;
           const tr = re[b] * c - im[b] * s, ti = re[b] * s + im[b] * c;
           re[b] = re[a] - tr; im[b] = im[a] - ti;
           re[a] += tr; im[a] += ti;
@@ -141,27 +157,31 @@ const StylecastTemporal = (() => {
     return Math.abs(v - r) < SNAP ? r : v;
   }
 
-  // Keys' cubic, taps past the edge repeating it (the Python pads the same way)
+  // Keys' cubic, taps past the edge repeating it (the Python pads the same way). Separable: a y pass
+  // into one row buffer, then an x pass with the 4 source columns of each output column precomputed.
   function shiftCubic(img, w, h, c, dx, dy) {
     const v = view(w, h, snap(dx), snap(dy));
     const out = new Float32Array(w * h * c);
-    const tx = v.fx ? keys(v.fx) : [0, 1, 0, 0], ty = v.fy ? keys(v.fy) : [0, 1, 0, 0];
-    const taps = [-1, 0, 1, 2];
-    const cols = new Int32Array(4 * w);  // per output column, the 4 source columns (clamped)
-    for (let x = 0; x < w; x++) for (let j = 0; j < 4; j++) cols[4 * x + j] = Math.min(w - 1, Math.max(0, x + v.ix + taps[j]));
-    const row = new Float64Array(w * c);  // the y pass of one output row, over every source column
+    const [t0, t1, t2, t3] = v.fx ? keys(v.fx) : [0, 1, 0, 0];
+    const ty = v.fy ? keys(v.fy) : [0, 1, 0, 0];
+    const cl = (x) => Math.min(w - 1, Math.max(0, x)) * c;
+    const c0 = new Int32Array(w), c1 = new Int32Array(w), c2 = new Int32Array(w), c3 = new Int32Array(w);
+    for (let x = 0; x < w; x++) {
+      c0[x] = cl(x + v.ix - 1); c1[x] = cl(x + v.ix); c2[x] = cl(x + v.ix + 1); c3[x] = cl(x + v.ix + 2);
+    }
+    const wc = w * c, row = new Float64Array(wc);
     for (let y = v.y0; y < v.y1; y++) {
       row.fill(0);
       for (let i = 0; i < 4; i++) {
-        if (!ty[i]) continue;
-        const base = Math.min(h - 1, Math.max(0, y + v.iy + taps[i])) * w * c;
-        for (let k = 0; k < w * c; k++) row[k] += ty[i] * img[base + k];
+        const wt = ty[i];
+        if (!wt) continue;
+        const base = Math.min(h - 1, Math.max(0, y + v.iy + i - 1)) * wc;
+        for (let k = 0; k < wc; k++) row[k] += wt * img[base + k];
       }
+      const dst = y * wc;
       for (let x = v.x0; x < v.x1; x++) {
         for (let ch = 0; ch < c; ch++) {
-          let s = 0;
-          for (let j = 0; j < 4; j++) if (tx[j]) s += tx[j] * row[cols[4 * x + j] * c + ch];
-          out[(y * w + x) * c + ch] = s;
+          out[dst + x * c + ch] = t0 * row[c0[x] + ch] + t1 * row[c1[x] + ch] + t2 * row[c2[x] + ch] + t3 * row[c3[x] + ch];
         }
       }
     }
@@ -225,18 +245,21 @@ const StylecastTemporal = (() => {
 
   function box(img, w, h, r) {  // mean over (2r+1)², edges repeated
     const n = 2 * r + 1, tmp = new Float32Array(w * h), out = new Float32Array(w * h);
+    const rows = Int32Array.from({ length: h * n }, (_, k) => Math.min(h - 1, Math.max(0, Math.floor(k / n) + (k % n) - r)) * w);
     for (let y = 0; y < h; y++) {
       for (let x = 0; x < w; x++) {
-        let s = 0;
-        for (let i = -r; i <= r; i++) s += img[Math.min(h - 1, Math.max(0, y + i)) * w + x];
-        tmp[y * w + x] = s;
+        let sum = 0;
+        for (let i = 0; i < n; i++) sum += img[rows[y * n + i] + x];
+        tmp[y * w + x] = sum;
       }
     }
+    const cols = Int32Array.from({ length: w * n }, (_, k) => Math.min(w - 1, Math.max(0, Math.floor(k / n) + (k % n) - r)));
     for (let y = 0; y < h; y++) {
+      const base = y * w;
       for (let x = 0; x < w; x++) {
-        let s = 0;
-        for (let j = -r; j <= r; j++) s += tmp[y * w + Math.min(w - 1, Math.max(0, x + j))];
-        out[y * w + x] = s / (n * n);
+        let sum = 0;
+        for (let j = 0; j < n; j++) sum += tmp[base + cols[x * n + j]];
+        out[base + x] = sum / (n * n);
       }
     }
     return out;
@@ -271,17 +294,17 @@ const StylecastTemporal = (() => {
             }
           }
           const changed = box(change, vw, vh, 2);
-          const next = new Float32Array(w * h * 3);
-          for (let i = 0; i < w * h; i++) {
-            const y = Math.floor(i / w), x = i % w;
-            let a = 0;
-            if (y >= prevOut.y0 && y < prevOut.y1 && x >= prevOut.x0 && x < prevOut.x1) {
+          const next = Float32Array.from(stylized);  // outside the view: the new frame alone
+          const prev = prevOut.data, span = s.moving - s.still;
+          for (let y = prevOut.y0; y < prevOut.y1; y++) {
+            for (let x = prevOut.x0; x < prevOut.x1; x++) {
               const c = changed[(y - prevOut.y0) * vw + x - prevOut.x0];
-              a = s.history * Math.min(1, Math.max(0, (s.moving - c) / (s.moving - s.still)));
-            }
-            for (let ch = 0; ch < 3; ch++) {
-              const k = 3 * i + ch;
-              next[k] = stylized[k] + a * (prevOut.data[k] - stylized[k]);  // overshoot: clipped when drawn
+              const a = s.history * Math.min(1, Math.max(0, (s.moving - c) / span));
+              const k = 3 * (y * w + x);
+              // overshoot of the cubic: clipped when drawn
+              next[k] = stylized[k] + a * (prev[k] - stylized[k]);
+              next[k + 1] = stylized[k + 1] + a * (prev[k + 1] - stylized[k + 1]);
+              next[k + 2] = stylized[k + 2] + a * (prev[k + 2] - stylized[k + 2]);
             }
           }
           out = next;
