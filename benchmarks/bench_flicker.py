@@ -157,6 +157,53 @@ def filter_timings(stylizer: Stylizer, photo: np.ndarray) -> dict:
 
         first = _median_ms(lambda: (f.reset(), f(x0, y0)))  # the first frame: a copy, no history
         out[f"{size[1]}x{size[0]}"] = {"net_ms": _median_ms(lambda: stylizer(x1)), "filter_ms": _median_ms(step) - first}
+    js = js_filter_timings(photo)
+    for key, ms in js.items():
+        out[key]["js_filter_ms"] = ms
+    return out
+
+
+JS_TIMING = """([frames, styl, w, h]) => {
+  const dec = (b) => Uint8Array.from(atob(b), (c) => c.charCodeAt(0));
+  const f = [dec(frames[0]), dec(frames[1])], y = [dec(styl[0]), dec(styl[1])].map((a) => Float32Array.from(a, (v) => v / 255));
+  const filter = StylecastTemporal.create(), times = [];
+  for (let i = 0; i < 12; i++) {  // the first runs warm the JIT up; the median of the last 8 counts
+    filter.reset();
+    filter.step(f[0], y[0], w, h);
+    const t = performance.now();
+    filter.step(f[1], y[1], w, h);
+    times.push(performance.now() - t);
+  }
+  return times.slice(4).sort((a, b) => a - b)[4];
+}"""
+
+
+def js_filter_timings(photo: np.ndarray) -> dict:
+    """ms a frame for the page's port (inference/web/temporal.js) in headless Chromium, same pan."""
+    import base64
+
+    from benchmarks.bench_browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not CHROMIUM.exists():
+        return {}
+    from playwright.sync_api import sync_playwright
+
+    script = (ROOT / "inference" / "web" / "temporal.js").read_text()
+    out = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.add_script_tag(content=script)
+            for size in TIMED_FRAMES:
+                clip = make_clip(photo, Motion("pan", pan=(1.5, -0.5)), 2, size)
+                u8 = [np.rint(f * 255).astype(np.uint8) for f in clip.frames]
+                rgba = [np.concatenate([a, np.full(a.shape[:2] + (1,), 255, np.uint8)], axis=2) for a in u8]
+                b64 = [base64.b64encode(a.tobytes()).decode() for a in rgba]
+                styl = [base64.b64encode(np.ascontiguousarray(255 - a).tobytes()).decode() for a in u8]
+                out[f"{size[1]}x{size[0]}"] = page.evaluate(JS_TIMING, [b64, styl, size[1], size[0]])
+        finally:
+            browser.close()
     return out
 
 
@@ -215,7 +262,11 @@ def render_steady(p: dict) -> str:
     lines += [
         "",
         "Time a frame, starry_night_tiny on ONNX Runtime fp32 and the filter (numpy, one thread), a 1.5-px pan, same run: "
-        + "; ".join(f"{size}: net {v['net_ms']:.1f} ms, filter {v['filter_ms']:.1f} ms ({v['filter_ms'] / v['net_ms']:.2f}x the net)" for size, v in t.items())
+        + "; ".join(
+            f"{size}: net {v['net_ms']:.1f} ms, filter {v['filter_ms']:.1f} ms ({v['filter_ms'] / v['net_ms']:.2f}x the net)"
+            + (f", the page's port in headless Chromium {v['js_filter_ms']:.1f} ms" if "js_filter_ms" in v else "")
+            for size, v in t.items()
+        )
         + ".",
     ]
     return "\n".join(lines)
