@@ -195,3 +195,14 @@ def test_the_stream_never_carries_a_frame_of_old_settings_into_the_new_ones():
     assert np.abs(steady.step(3)(x, new_style) - new_style).max() < 1e-6
     older = steady.step(2)  # pipelined: an older frame after a newer one passes unfiltered
     assert np.array_equal(older(x, old_style), old_style)
+
+
+def test_a_slow_brightness_ramp_lags_by_a_recursive_averages_delay(photo):
+    # +1 % a frame moves each pixel by ~1 level: under `still`, so the gate stays open and the output
+    # trails the input by h / (1 − h) frames of the ramp once settled (2.33 at the default 0.7).
+    clip = make_clip(photo * 0.8, Motion("ramp", gain=0.01), frames=20)
+    f = TemporalFilter()
+    outs = [f(x, x) for x in clip.frames]
+    per_frame = (clip.frames[1] - clip.frames[0]).mean()
+    lag = (clip.frames[-1] - outs[-1]).mean() / per_frame
+    assert lag == pytest.approx(0.7 / 0.3, rel=0.03)
