@@ -25,12 +25,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.bench_inference import peer_session
+from benchmarks.bench_inference import _median_ms, peer_session
 from benchmarks.common import RESULTS, ROOT, machine_info, machine_line, markdown_table, update_section, write_json
 from stylecast.flicker import MOTIONS, Motion, make_clip, measure
 from stylecast.images import load_image
@@ -132,15 +131,6 @@ def detail_kept(stylize, photo: np.ndarray, history: float, motion: Motion, fram
     return gradient_energy(out) / gradient_energy(y)
 
 
-def _median_ms(fn, seconds: float = 1.0) -> float:
-    times, start = [], time.perf_counter()
-    while time.perf_counter() - start < seconds or len(times) < 5:
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return float(np.median(times))
-
-
 def filter_timings(stylizer: Stylizer, photo: np.ndarray) -> dict:
     """ms a frame for the net (ONNX Runtime) and for the filter on a 1.5-px pan, side by side."""
     out = {}
@@ -155,8 +145,8 @@ def filter_timings(stylizer: Stylizer, photo: np.ndarray) -> dict:
             f(x0, y0)
             f(x1, y1)
 
-        first = _median_ms(lambda: (f.reset(), f(x0, y0)))  # the first frame: a copy, no history
-        out[f"{size[1]}x{size[0]}"] = {"net_ms": _median_ms(lambda: stylizer(x1)), "filter_ms": _median_ms(step) - first}
+        first = _median_ms(lambda: (f.reset(), f(x0, y0)), 5)  # the first frame: a copy, no history
+        out[f"{size[1]}x{size[0]}"] = {"net_ms": _median_ms(lambda: stylizer(x1), 5), "filter_ms": _median_ms(step, 5) - first}
     js = js_filter_timings(photo)
     for key, ms in js.items():
         out[key]["js_filter_ms"] = ms

@@ -109,15 +109,20 @@ def _phase_peak(prev: np.ndarray, cur: np.ndarray) -> tuple[int, int, float]:
     return int(dx), int(dy), peak
 
 
+def _view(h: int, w: int, dx: float, dy: float) -> tuple[int, int, float, float, int, int, int, int]:
+    """(ix, iy, fx, fy, x0, x1, y0, y1): the whole and fractional parts of the shift, and the output
+    pixels (columns x0..x1, rows y0..y1) whose sample q + d lies inside the image."""
+    ix, iy = int(np.floor(dx)), int(np.floor(dy))
+    fx, fy = float(dx - ix), float(dy - iy)
+    return ix, iy, fx, fy, max(0, -ix), min(w, w - ix - int(fx > 0)), max(0, -iy), min(h, h - iy - int(fy > 0))
+
+
 def shift(image: np.ndarray, dx: float, dy: float) -> tuple[np.ndarray, tuple[slice, slice]]:
     """`image` (HxW or HxWxC) sampled at q + (dx, dy) for every pixel q (bilinear), and the (rows,
     columns) slices of the pixels whose sample lies inside the image. A translation keeps that region
     a rectangle, so this is four slice products, no gather; outside it the result is 0."""
-    h, w = image.shape[:2]
-    ix, iy = int(np.floor(dx)), int(np.floor(dy))
-    fx, fy = np.float32(dx - ix), np.float32(dy - iy)
-    x0, x1 = max(0, -ix), min(w, w - ix - int(fx > 0))
-    y0, y1 = max(0, -iy), min(h, h - iy - int(fy > 0))
+    ix, iy, fx, fy, x0, x1, y0, y1 = _view(*image.shape[:2], dx, dy)
+    fx, fy = np.float32(fx), np.float32(fy)
     out = np.zeros(image.shape, np.float32)
     if x1 <= x0 or y1 <= y0:
         return out, (slice(0, 0), slice(0, 0))
@@ -162,12 +167,8 @@ def shift_cubic(image: np.ndarray, dx: float, dy: float) -> tuple[np.ndarray, tu
     blur that compounds frame after frame (measured on a 0.5-px pan of the tiny net: 54 % of the
     texture's gradient kept, 63 % with the cubic). A shift within SNAP of a whole pixel is taken as
     whole on that axis (a still camera: exact)."""
-    h, w = image.shape[:2]
     dx, dy = (float(round(v)) if abs(v - round(v)) < SNAP else v for v in (dx, dy))
-    ix, iy = int(np.floor(dx)), int(np.floor(dy))
-    fx, fy = float(dx - ix), float(dy - iy)
-    x0, x1 = max(0, -ix), min(w, w - ix - int(fx > 0))
-    y0, y1 = max(0, -iy), min(h, h - iy - int(fy > 0))
+    ix, iy, fx, fy, x0, x1, y0, y1 = _view(*image.shape[:2], dx, dy)
     out = np.zeros(image.shape, np.float32)
     if x1 <= x0 or y1 <= y0:
         return out, (slice(0, 0), slice(0, 0))
