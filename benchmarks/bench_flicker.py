@@ -52,6 +52,12 @@ DETAIL_MOTIONS = (Motion("pan 1 px", pan=(1.0, 0.0)), Motion("pan 0.5 px", pan=(
 TIMED_FRAMES = ((240, 320), (480, 640))
 
 
+def measure_photos(fn, photos: dict, frames: int) -> tuple[dict, dict]:
+    """The benchmark's measurement of `fn` on each photo, and its mean over the photos."""
+    per_photo = {name: measure(fn, photo, MOTIONS, frames=frames, size=FRAME) for name, photo in photos.items()}
+    return {k: float(np.mean([m[k] for m in per_photo.values()])) for k in next(iter(per_photo.values()))}, per_photo
+
+
 def peer_stylize():
     session = peer_session()
     if session is None:
@@ -93,8 +99,7 @@ def run(quick: bool = True, add: tuple[str, ...] = ()) -> dict:
         earlier = json.loads((RESULTS / "flicker.json").read_text())
         frames = earlier["frames"]
     for label, fn in (extra_nets(add) if add else nets()).items():
-        per_photo = {name: measure(fn, photo, MOTIONS, frames=frames, size=FRAME) for name, photo in photos.items()}
-        mean = {k: float(np.mean([m[k] for m in per_photo.values()])) for k in next(iter(per_photo.values()))}
+        mean, per_photo = measure_photos(fn, photos, frames)
         rows.append({"net": label, "mean": mean, "per_photo": per_photo, "added": bool(add), "load_avg": os.getloadavg()[0]})
         print(f"  {label}: " + ", ".join(f"{k} {v:.2f}" for k, v in mean.items()), file=sys.stderr)
     if add:
@@ -209,8 +214,7 @@ def run_steady(frames: int) -> dict:
         base = lambda f, s=s: s(f)  # noqa: E731
         for h in weights:
             steady = Steadied(base, TemporalSettings(history=h))
-            per_photo = {pn: measure(steady, photo, MOTIONS, frames=frames, size=FRAME) for pn, photo in photos.items()}
-            mean = {k: float(np.mean([m[k] for m in per_photo.values()])) for k in next(iter(per_photo.values()))}
+            mean, per_photo = measure_photos(steady, photos, frames)
             detail = {m.name: float(np.mean([detail_kept(base, photo, h, m, frames) for photo in photos.values()])) for m in DETAIL_MOTIONS}
             row = {"net": name, "steady": h, "mean": mean, "per_photo": per_photo, "detail_kept": detail, "load_avg": os.getloadavg()[0]}
             rows.append(row)

@@ -185,18 +185,14 @@ STEADY_KEY = f"flicker with the temporal filter (steady {STEADY}: the default fo
 def flicker_text(onnx_path: Path, steady: float | None = None) -> str:
     """The flicker benchmark's measurement (benchmarks/bench_flicker.py settings) of this model,
     frame by frame or (`steady`) through the temporal filter."""
-    import numpy as np
-
-    from benchmarks.bench_flicker import FRAME, PHOTOS, SHARED
-    from stylecast.flicker import MOTIONS, measure
+    from benchmarks.bench_flicker import PHOTOS, SHARED, measure_photos
     from stylecast.images import load_image
     from stylecast.inference.stylizer import Stylizer
     from stylecast.inference.temporal import Steadied, TemporalSettings
 
     s = Stylizer(onnx_path, backend="ort")
     fn = (lambda f: s(f)) if steady is None else Steadied(lambda f: s(f), TemporalSettings(history=steady))
-    per = [measure(fn, load_image(SHARED / n, 480), MOTIONS, frames=6, size=FRAME) for n in PHOTOS]
-    mean = {k: float(np.mean([m[k] for m in per])) for k in per[0]}
+    mean, _ = measure_photos(fn, {n: load_image(SHARED / n, 480) for n in PHOTOS}, frames=6)
     where = (
         "`python -m benchmarks --only flicker` has every model and the peer"
         if steady is None
