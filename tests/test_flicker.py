@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import smooth_image
+from conftest import ROOT, smooth_image
 from stylecast.flicker import MOTIONS, Motion, bilinear, make_clip, measure, temporal_std, warping_error
 
 PHOTO = smooth_image(200, 260, seed=3)
@@ -60,3 +60,18 @@ def test_bilinear_samples_between_pixels_and_clips_at_edges():
 def test_a_clip_that_leaves_the_photo_is_refused():
     with pytest.raises(ValueError, match="pan 4 px: frame .* leaves the 90x70 photo"):
         make_clip(smooth_image(70, 90), MOTIONS[1], frames=8, size=(60, 80))
+
+
+def test_the_benchmark_measures_a_multi_style_model_with_its_first_style():
+    # painters.onnx takes a style with every frame; the benchmark's row says which one it used
+    from benchmarks.bench_flicker import _stylize, extra_nets
+    from stylecast.inference.stylizer import Stylizer
+
+    path = ROOT / "checkpoints" / "painters.onnx"
+    name, fn, meta = _stylize(path)
+    s = Stylizer(path, backend="ort")
+    first = s.style_names[0]
+    assert name == f"painters/{first}" and meta["style_name"] == s.metadata["style_name"]
+    frame = smooth_image(48, 64, seed=3)
+    np.testing.assert_array_equal(fn(frame), s(frame, style_weights={first: 1.0}))
+    assert list(extra_nets([f"{path}=my label"])) == ["my label"]
