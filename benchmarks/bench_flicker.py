@@ -10,6 +10,7 @@ amplification = the output's temporal std / the input's (1 passes the noise thro
     python -m benchmarks.bench_flicker --add runs/a.onnx runs/b.onnx   # more rows, the others kept
     python -m benchmarks.bench_flicker --add "old/great_wave.onnx=great_wave until 2026-11-29"   # a named row
     python -m benchmarks.bench_flicker --steady                         # only the temporal filter's section
+    python -m benchmarks.bench_flicker --filtered runs/a.onnx runs/b.onnx   # print: frame by frame / filtered
 
 The temporal filter (inference/temporal.py, on by default for video files and the webcam stream)
 gets its own section: the same clips through net + filter, with what it costs beside the gain — how
@@ -249,6 +250,20 @@ def run_steady(frames: int) -> dict:
     return payload
 
 
+def print_filtered(paths, frames: int, history: float = TemporalSettings.history) -> None:
+    """Each model's row frame by frame and through the filter, side by side (printed as Markdown,
+    nothing written): for candidates that are not shipped, e.g. a stability-loss sweep."""
+    photos = {name: load_image(SHARED / name, 480) for name in PHOTOS}
+    keys = ("pan 1 px", "pan 0.5 px", "pan 4 px", "zoom 1 %", "noise 3/255 amplification")
+    table = []
+    for label, fn in extra_nets(paths).items():
+        alone, _ = measure_photos(fn, photos, frames)
+        steady, _ = measure_photos(Steadied(fn, TemporalSettings(history=history)), photos, frames)
+        table.append([label, *[f"{alone[k]:.2f} / {steady[k]:.2f}" for k in keys]])
+        print(f"  {label} done", file=sys.stderr)
+    print(markdown_table(["net (frame by frame / steady " + f"{history:g})", *keys], table))
+
+
 def render_steady(p: dict) -> str:
     keys = list(p["rows"][0]["mean"])
     dk = list(p["rows"][0]["detail_kept"])
@@ -305,8 +320,11 @@ if __name__ == "__main__":
     parser.add_argument("--full", action="store_true", help="12 frames a clip instead of 6")
     parser.add_argument("--add", nargs="+", default=(), metavar="MODEL[=LABEL]", help="measure only these models, keep the other rows")
     parser.add_argument("--steady", action="store_true", help="only the temporal filter's section")
+    parser.add_argument("--filtered", nargs="+", metavar="MODEL[=LABEL]", help="print these models' rows frame by frame and with the filter (writes nothing)")
     args = parser.parse_args()
-    if args.steady:
+    if args.filtered:
+        print_filtered(args.filtered, json.loads((RESULTS / "flicker.json").read_text())["frames"])
+    elif args.steady:
         run_steady(json.loads((RESULTS / "flicker.json").read_text())["frames"])
     else:
         run(quick=not args.full, add=tuple(args.add))

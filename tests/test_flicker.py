@@ -75,3 +75,16 @@ def test_the_benchmark_measures_a_multi_style_model_with_its_first_style():
     frame = smooth_image(48, 64, seed=3)
     np.testing.assert_array_equal(fn(frame), s(frame, style_weights={first: 1.0}))
     assert list(extra_nets([f"{path}=my label"])) == ["my label"]
+
+
+def test_the_filtered_print_gives_the_shipped_tiny_nets_card_numbers(shared_data, capsys):
+    # --filtered prints frame-by-frame / filtered means: for the tiny net, the numbers of its model card
+    # (flicker 6.55 at a 1-px pan, 2.15 with the filter; noise 0.27 / 0.11), which bench_flicker measured
+    from benchmarks.bench_flicker import print_filtered
+
+    print_filtered([str(ROOT / "checkpoints" / "starry_night_tiny.onnx")], frames=6)
+    row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| starry_night_tiny")][0]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    one_px, noise = cells[1].split(" / "), cells[5].split(" / ")
+    assert [float(v) for v in one_px] == pytest.approx([6.55, 2.15], abs=0.011)
+    assert [float(v) for v in noise] == pytest.approx([0.27, 0.11], abs=0.011)
