@@ -56,6 +56,11 @@ DETAIL_MOTIONS = (Motion("pan 1 px", pan=(1.0, 0.0)), Motion("pan 0.5 px", pan=(
 TIMED_FRAMES = ((240, 320), (480, 640))
 
 
+def bench_photos() -> dict:
+    """The benchmark's photos, {name: HxWx3 at 480 px}, which its clips are cut from."""
+    return {name: load_image(SHARED / name, 480) for name in PHOTOS}
+
+
 def measure_photos(fn, photos: dict, frames: int) -> tuple[dict, dict]:
     """The benchmark's measurement of `fn` on each photo, and its mean over the photos."""
     per_photo = {name: measure(fn, photo, MOTIONS, frames=frames, size=FRAME) for name, photo in photos.items()}
@@ -108,7 +113,7 @@ def extra_nets(paths) -> dict:
 
 def run(quick: bool = True, add: tuple[str, ...] = ()) -> dict:
     frames = 6 if quick else 12
-    photos = {name: load_image(SHARED / name, 480) for name in PHOTOS}
+    photos = bench_photos()
     rows = []
     if add:  # keep the earlier rows of the models not re-measured
         earlier = json.loads((RESULTS / "flicker.json").read_text())
@@ -218,7 +223,7 @@ def js_filter_timings(photo: np.ndarray) -> dict:
 
 
 def run_steady(frames: int) -> dict:
-    photos = {name: load_image(SHARED / name, 480) for name in PHOTOS}
+    photos = bench_photos()
     big = load_image(SHARED / PHOTOS[0], 900)  # room for a 640x480 frame
     rows = []
     for name, weights in STEADY_ROWS:
@@ -253,7 +258,7 @@ def run_steady(frames: int) -> dict:
 def print_filtered(paths, frames: int, history: float = TemporalSettings.history) -> None:
     """Each model's row frame by frame and through the filter, side by side (printed as Markdown,
     nothing written): for candidates that are not shipped, e.g. a stability-loss sweep."""
-    photos = {name: load_image(SHARED / name, 480) for name in PHOTOS}
+    photos = bench_photos()
     keys = ("pan 1 px", "pan 0.5 px", "pan 4 px", "zoom 1 %", "noise 3/255 amplification")
     table = []
     for label, fn in extra_nets(paths).items():

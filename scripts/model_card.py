@@ -189,14 +189,13 @@ STEADY_KEY = f"flicker with the temporal filter (steady {STEADY}: the default fo
 def flicker_text(onnx_path: Path, steady: float | None = None) -> str:
     """The flicker benchmark's measurement (benchmarks/bench_flicker.py settings) of this model,
     frame by frame or (`steady`) through the temporal filter."""
-    from benchmarks.bench_flicker import PHOTOS, SHARED, measure_photos
-    from stylecast.images import load_image
+    from benchmarks.bench_flicker import PHOTOS, bench_photos, measure_photos
     from stylecast.inference.stylizer import Stylizer
     from stylecast.inference.temporal import Steadied, TemporalSettings
 
     s = Stylizer(onnx_path, backend="ort")
     fn = (lambda f: s(f)) if steady is None else Steadied(lambda f: s(f), TemporalSettings(history=steady))
-    mean, _ = measure_photos(fn, {n: load_image(SHARED / n, 480) for n in PHOTOS}, frames=6)
+    mean, _ = measure_photos(fn, bench_photos(), frames=6)
     where = (
         "`python -m benchmarks --only flicker` has every model and the peer"
         if steady is None
