@@ -206,15 +206,32 @@ def test_photo_spinner_compare_slider_and_errors_in_place(page, web_server, shot
     assert not error.is_visible() and page.locator("#result").is_visible() and download.get_attribute("aria-disabled") is None
 
 
-# The same camera frame drawn plainly and through the page's capture (mirrored or not), in one
-# synchronous script, so the moving fake camera cannot change between the two.
-BOTH_FRAMES = """() => {
+# The same camera frame drawn plainly and through the page's capture (mirrored or not). Chromium may
+# show the fake camera's next frame between two draws even inside one synchronous script (CI saw it
+# once: a 233-level difference), so the plain frame is drawn before and after the capture and the
+# triple is kept only when both plain draws agree, i.e. all three saw the same frame.
+BOTH_FRAMES = """async () => {
     const v = document.querySelector('#video');
-    const a = document.createElement('canvas'), b = document.createElement('canvas');
-    a.width = b.width = 320; a.height = b.height = 240;
-    a.getContext('2d').drawImage(v, 0, 0, 320, 240);
-    window.stylecast.drawFrame(b, v);
-    return [a.toDataURL('image/png'), b.toDataURL('image/png')];
+    const plain = () => {
+        const c = document.createElement('canvas');
+        c.width = 320; c.height = 240;
+        c.getContext('2d').drawImage(v, 0, 0, 320, 240);
+        return c;
+    };
+    const same = (x, y) => {
+        const p = x.getContext('2d').getImageData(0, 0, 320, 240).data, q = y.getContext('2d').getImageData(0, 0, 320, 240).data;
+        return p.every((value, i) => value === q[i]);
+    };
+    for (let attempt = 0; attempt < 20; attempt++) {
+        const b = document.createElement('canvas');
+        b.width = 320; b.height = 240;
+        const before = plain();
+        window.stylecast.drawFrame(b, v);
+        const after = plain();
+        if (same(before, after)) return [before.toDataURL('image/png'), b.toDataURL('image/png')];
+        await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    throw new Error('the fake camera changed frame during every one of 20 captures');
 }"""
 
 
