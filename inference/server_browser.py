@@ -34,16 +34,20 @@ from stylecast.inference.web_runtime import MEDIA_TYPES
 
 YEAR_S = 365 * 86400
 VERSION_CHARS = 16  # of the sha256, in the model's URL: collisions between one style's versions are moot
-# Widths at or below this run in real time (the slim nets: 16/32/64 channels, 3 residual blocks).
-REALTIME_MAX_WIDTH = 0.5
+# The ⚡ webcam badge and the 640×480 recommendation go to the architectures built for camera rate on
+# a CPU: the tiny variants (starry_night_tiny 27.8 FPS at 640×480 frame by frame in the page, server
+# path, 2 cores). The slim Johnson nets (width 0.5, 10.2 GMAC a 640×480 frame) drew 3.5–6.4 FPS there
+# and 14.8 at 320×240: no badge, 320×240 recommended (issue 16; BENCHMARKS.md, "Webcam page").
+REALTIME_VARIANTS = ("tiny", "tiny_fullres")
 NO_MODELS = "this server stylizes every frame itself: it does not hand out its models (started with --no-browser-models)"
 ISOLATION_HEADERS = {"Cross-Origin-Embedder-Policy": "require-corp", "Cross-Origin-Resource-Policy": "same-origin"}
 
 
 def is_realtime(name: str, metadata: dict[str, Any]) -> bool:
-    """The slim nets: `*_slim` by name, or an architecture of width <= 0.5."""
+    """Whether the metadata's architecture is one of the real-time variants (the name is not read:
+    a `*_slim` net is not real time on a CPU)."""
     arch = parse_architecture(metadata.get("architecture", ""))
-    return name.endswith("_slim") or (arch is not None and arch.width <= REALTIME_MAX_WIDTH)
+    return arch is not None and arch.variant in REALTIME_VARIANTS
 
 
 def tensor_contract() -> dict[str, Any]:

@@ -80,9 +80,12 @@ def readme_rows(credits: list[dict]) -> list[str]:
     rows = []
     for meta in credits:
         stem = meta["style_image"].rsplit(".", 1)[0]
-        net = {"full": "full (Johnson)", "tiny": "tiny (real-time, 640×480)", "tiny_fullres": "tiny + full-res head (real-time)", "slim": "slim (real-time)"}[
-            net_kind(meta)
-        ]
+        net = {
+            "full": "full (Johnson)",
+            "tiny": "tiny (⚡ real-time, 640×480)",
+            "tiny_fullres": "tiny + full-res head (⚡ real-time)",
+            "slim": "slim (320×240 on a CPU)",
+        }[net_kind(meta)]
         name = meta["style_name"]
         painting = meta["style_image"]
         if meta.get("styles"):

@@ -233,7 +233,7 @@ def card(name: str, run: Path, compare: Path, compare_content: Path | None = Non
         "full": "full Johnson et al. network",
         "tiny": "tiny real-time network (BlurPool, separable blocks at 1/8, pixel shuffle)",
         "tiny_fullres": "tiny real-time network with a full-resolution stride-1 head (against flicker)",
-        "slim": "slim real-time network",
+        "slim": "slim network (half width, 3 residual blocks)",
     }[net_kind(meta)]
     photos = len(list((ROOT / "data" / "photos").rglob("*.jpg")))
     recipe_file = f"training/configs/{meta['recipe']}.yaml"

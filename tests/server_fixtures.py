@@ -73,7 +73,10 @@ METADATA = {
     "tv_weight": "0.0",
     "content_layers": "relu2_2:1.0",
     "style_layers": "relu1_2:1.0,relu2_2:1.0",
-    "architecture": "TransformerNet(width=0.25, residual_blocks=1)",
+    # The graph is a quarter-width Johnson net; the metadata files it as the tiny variant so that the
+    # listing badges these styles as the webcam's real-time nets (the server reads `architecture`
+    # for that badge only: inference/server_browser.is_realtime).
+    "architecture": "TransformerNet(width=0.25, residual_blocks=1, variant=tiny)",
 }
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from stylecast.inference.contract import IO_CONTRACT, MULTI_IO_CONTRACT, REQUIRED_METADATA, parse_architecture
+from stylecast.inference.server_browser import is_realtime
 from stylecast.inference.stylizer import Stylizer
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
@@ -36,8 +37,8 @@ def styles_of(stylizer: Stylizer) -> list[dict | None]:
 
 
 def test_the_shipped_set():
-    """At least 4 styles as full networks, at least 2 also as the slim real-time network, and the
-    tiny webcam network."""
+    """At least 4 styles as full networks, at least 2 also as the slim network, and the tiny webcam
+    network."""
     meta = {m.stem: Stylizer(m, backend="ort", device="cpu").metadata for m in MODELS}
     meta = {k: v for k, v in meta.items() if not v.get("styles")}  # single-style nets; painters.md covers the other
     full = {k for k, v in meta.items() if shape(v) == (1.0, 5)}
@@ -48,6 +49,11 @@ def test_the_shipped_set():
     assert len(paintings_slim & paintings_full) >= 2, sorted(slim)
     tiny = {k for k, v in meta.items() if shape(v) == (0.5, 3, "tiny")}
     assert tiny and {meta[k]["style_image"] for k in tiny} <= paintings_full, sorted(tiny)
+    # The webcam's ⚡ styles are exactly the tiny variants, and every one was trained with the
+    # stability loss (issue 16); the slim nets are not badged.
+    realtime = {k for k, v in meta.items() if is_realtime(k, v)}
+    assert realtime == {k for k, v in meta.items() if shape(v)[2:] in (("tiny",), ("tiny_fullres",))} and not realtime & slim
+    assert all(float(meta[k].get("stability_weight", 0)) > 0 for k in realtime), sorted(realtime)
 
 
 @pytest.mark.parametrize("model", MODELS, ids=[m.stem for m in MODELS])

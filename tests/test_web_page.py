@@ -156,7 +156,7 @@ def test_swatches_show_each_style_with_its_painting(page, web_server, shots):
     assert page.locator("#style").input_value() == "starry"
     assert page.locator(".swatch[data-style='starry']").get_attribute("aria-checked") == "true"
     page.click("#tab-webcam")
-    assert "full network" in page.locator("#realtime-hint").inner_text() and "alpha, beta" in page.locator("#realtime-hint").inner_text()
+    assert "not a real-time network" in page.locator("#realtime-hint").inner_text() and "alpha, beta" in page.locator("#realtime-hint").inner_text()
     page.screenshot(path=str(shots / "desktop-swatches.png"), full_page=True)
 
 

@@ -219,7 +219,7 @@ function realtimeHint() {
   const fast = stylecast.styles.filter((s) => s.browser && s.browser.realtime).map((s) => s.name);
   let text = "";
   if (style && style.browser && !style.browser.realtime) {
-    text = `${style.name} is a full network: expect a few frames a second.` + (fast.length ? ` For live video pick a ⚡ style (${fast.join(", ")}).` : "");
+    text = `${style.name} is not a real-time network: expect a few frames a second on a CPU.` + (fast.length ? ` For live video pick a ⚡ style (${fast.join(", ")}).` : "");
   } else if (style) {
     text = `${style.name} is a real-time network (⚡).`;
   }
@@ -696,7 +696,7 @@ function describeDevice() {
   const engine = StylecastDevice.state;
   const style = styleByName($("style").value);
   const slow = style && style.browser && !style.browser.realtime
-    ? ` ${style.name} is a full network, far from real time without a GPU; the *_slim styles are made for this.` : "";
+    ? ` ${style.name} is not a real-time network: far from real time without a GPU; the ⚡ styles are made for this.` : "";
   const notes = engine.notes.map((n) => ` ${n}.`).join("");
   return `Runs on this device: ${StylecastDevice.describe()}.${notes}${slow}`;
 }
@@ -741,7 +741,7 @@ async function switchDevice(on) {
   setMode("device");
 }
 
-// A camera not yet started gets at most the style's recommended frame size (the full nets:
+// A camera not yet started gets at most the style's recommended frame size (the nets without the ⚡ badge:
 // 320x240); the user's choice is never raised, nor changed on a running camera.
 function suggestSize(style) {
   const rec = style && style.browser && style.browser.recommended_size;
