@@ -48,6 +48,7 @@ SHARED = Path(os.environ.get("STYLECAST_SHARED", ROOT.parent / "shared")) / "dat
 STEADY_ROWS = (
     ("starry_night_tiny", (0.5, 0.7, 0.8)),
     ("starry_night_tiny_fullres", (0.7,)),
+    ("great_wave_tiny_fullres", (0.7,)),
     ("starry_night_slim", (0.7,)),
     ("great_wave_slim", (0.7,)),
     ("starry_night", (0.7,)),

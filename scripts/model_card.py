@@ -52,6 +52,11 @@ LOOKS = {
     "texture over it and fewer of the tiny net's large yellow dabs. Beside the optimizer at 100 iterations it is softer: "
     "L-BFGS paints the painting's stroke texture over everything. Steadier on video than the tiny net (1-px pan 4.8 "
     "levels vs 6.6, noise amplification 0.25 vs 0.27) and 1.8-2.3x its time on ONNX Runtime, 256² to 1024² (BENCHMARKS.md, Inference latency).",
+    "great_wave_tiny_fullres": "the print's cream and Prussian blue over the whole frame, its foam scales in flat "
+    "backgrounds and shallow diagonal strokes across skies; objects stay recognizable (a bat, a koala, blackberries, the "
+    "cat's eyes and stripes) but softer than the slim and full nets, and a photo's own colours are gone (the cat's orange "
+    "nose turns grey-blue, where the optimizer at 100 iterations keeps it). The second webcam style (⚡), warm-started "
+    "from starry_night_tiny_fullres.",
     "starry_night_slim": "Van Gogh's blues over the whole photo in a fine cross-hatched texture, with less of the painting's "
     "yellow than the full net (the cat's eyes turn pale); objects recognizable.",
 }
