@@ -56,7 +56,8 @@ LOOKS = {
     "backgrounds and shallow diagonal strokes across skies; objects stay recognizable (a bat, a koala, blackberries, the "
     "cat's eyes and stripes) but softer than the slim and full nets, and a photo's own colours are gone (the cat's orange "
     "nose turns grey-blue, where the optimizer at 100 iterations keeps it). The second webcam style (⚡), warm-started "
-    "from starry_night_tiny_fullres.",
+    "from starry_night_tiny_fullres. At the recipe's stability weights (3e7 + noise 1e9) the scales were mostly gone, "
+    "a smooth cream-and-blue wash.",
     "starry_night_slim": "Van Gogh's blues over the whole photo in a fine cross-hatched texture, with less of the painting's "
     "yellow than the full net (the cat's eyes turn pale); objects recognizable.",
 }

@@ -696,7 +696,7 @@ function describeDevice() {
   const engine = StylecastDevice.state;
   const style = styleByName($("style").value);
   const slow = style && style.browser && !style.browser.realtime
-    ? ` ${style.name} is not a real-time network: far from real time without a GPU; the ⚡ styles are made for this.` : "";
+    ? ` ${style.name} is not a real-time network: without a GPU it stays far from camera rate; the ⚡ styles are made for this.` : "";
   const notes = engine.notes.map((n) => ` ${n}.`).join("");
   return `Runs on this device: ${StylecastDevice.describe()}.${notes}${slow}`;
 }
