@@ -29,7 +29,7 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 SHIPPED="
 starry_night        starry_night      cpu-full   2400   1.0           --data.image_size 256
 composition_vii     composition_vii   cpu-full   700    0.4
-the_scream          the_scream        cpu-full   700    1.0
+the_scream          the_scream        cpu-full   2400   1.0           --data.image_size 256
 great_wave          great_wave        cpu-full   2400   1.0           --data.image_size 256
 starry_night_slim   starry_night      cpu-quick  1000   1.0
 great_wave_slim     great_wave        cpu-quick  3000   1.0

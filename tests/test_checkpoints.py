@@ -18,7 +18,9 @@ MODELS = sorted(CHECKPOINTS.glob("*.onnx"))
 # Tiled (64 px tiles, 24 px overlap, exact statistics) vs untiled at 112x72, measured on the six
 # shipped styles, identical on ONNX Runtime and OpenVINO fp32: mean |diff| 0.005-0.010, p99
 # 0.035-0.066, max 0.07-0.18 (the tiles' border effect at a small tile: 16 px at the bottleneck).
-TILE_MEAN_BOUND, TILE_P99_BOUND = 0.015, 0.1
+# the_scream retrained on 256² crops (2026-11-29): mean 0.0153, p99 0.082 on both backends — its long
+# strokes carry further across a 64-px tile's border; a broken tile rewrite is off by far more.
+TILE_MEAN_BOUND, TILE_P99_BOUND = 0.02, 0.1
 CARD_ROWS = ("painting", "public domain", "network", "recipe", "data", "steps", "wall time", "losses", "comparison with the slow optimizer")
 # A multi-style model's card (scripts/multistyle_card.py): per-style losses against the single-style nets instead.
 MULTI_CARD_ROWS = ("styles", "network", "recipe", "steps", "wall time", "export parity", "vs single-style nets")
