@@ -56,6 +56,7 @@ def test_the_shipped_set():
     realtime = {k for k, v in meta.items() if is_realtime(k, v)}
     assert realtime == {k for k, v in meta.items() if shape(v)[2:] in (("tiny",), ("tiny_fullres",))} and not realtime & slim
     assert all(float(meta[k].get("stability_weight", 0)) > 0 for k in realtime), sorted(realtime)
+    assert len({meta[k]["style_image"] for k in realtime}) >= 2, sorted(realtime)  # the webcam offers two paintings
 
 
 @pytest.mark.parametrize("model", MODELS, ids=[m.stem for m in MODELS])
