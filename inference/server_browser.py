@@ -43,8 +43,8 @@ NO_MODELS = "this server stylizes every frame itself: it does not hand out its m
 ISOLATION_HEADERS = {"Cross-Origin-Embedder-Policy": "require-corp", "Cross-Origin-Resource-Policy": "same-origin"}
 
 
-def is_realtime(name: str, metadata: dict[str, Any]) -> bool:
-    """Whether the metadata's architecture is one of the real-time variants (the name is not read:
+def is_realtime(metadata: dict[str, Any]) -> bool:
+    """Whether the metadata's architecture is one of the real-time variants (not the style's name:
     a `*_slim` net is not real time on a CPU)."""
     arch = parse_architecture(metadata.get("architecture", ""))
     return arch is not None and arch.variant in REALTIME_VARIANTS
@@ -67,7 +67,7 @@ def tensor_contract() -> dict[str, Any]:
 
 def style_browser_info(loaded: LoadedStyle, config: ServerConfig) -> dict[str, Any]:
     """The "browser" entry of one style in GET /v1/styles."""
-    realtime = is_realtime(loaded.name, loaded.stylizer.metadata)
+    realtime = is_realtime(loaded.stylizer.metadata)
     info: dict[str, Any] = {"realtime": realtime, "recommended_size": [640, 480] if realtime else [320, 240], **tensor_contract()}
     if loaded.stylizer.styles:  # the page's runtime feeds one input; a multi-style model takes two
         info["reason"] = "multi-style models run on the server"

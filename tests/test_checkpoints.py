@@ -53,7 +53,7 @@ def test_the_shipped_set():
     assert tiny and {meta[k]["style_image"] for k in tiny} <= paintings_full, sorted(tiny)
     # The webcam's ⚡ styles are exactly the tiny variants, and every one was trained with the
     # stability loss (issue 16); the slim nets are not badged.
-    realtime = {k for k, v in meta.items() if is_realtime(k, v)}
+    realtime = {k for k, v in meta.items() if is_realtime(v)}
     assert realtime == {k for k, v in meta.items() if shape(v)[2:] in (("tiny",), ("tiny_fullres",))} and not realtime & slim
     assert all(float(meta[k].get("stability_weight", 0)) > 0 for k in realtime), sorted(realtime)
     assert len({meta[k]["style_image"] for k in realtime}) >= 2, sorted(realtime)  # the webcam offers two paintings
