@@ -35,23 +35,25 @@ import numpy as np
 
 from benchmarks.bench_inference import _median_ms, peer_session
 from benchmarks.common import RESULTS, ROOT, machine_info, machine_line, markdown_table, update_section, write_json
-from stylecast.flicker import MOTIONS, Motion, make_clip, measure
+from stylecast.flicker import MOTIONS, Motion, make_clip, measure, temporal_std
 from stylecast.images import load_image
 from stylecast.inference.stylizer import Stylizer
-from stylecast.inference.temporal import Steadied, TemporalFilter, TemporalSettings
+from stylecast.inference.temporal import STILL_SHIFT, Steadied, TemporalFilter, TemporalSettings
 
 PHOTOS = ("chelsea_cat.jpg", "brandenburg_gate.jpg")
 FRAME = (240, 320)  # a 320x240 camera frame, cut from the photo at 480 px
 SHARED = Path(os.environ.get("STYLECAST_SHARED", ROOT.parent / "shared")) / "data" / "content"
-# The filter's rows: the webcam nets and one full net at the default weight, and the trade-off curve
-# on the fastest webcam net.
+# The filter's rows, (steady, still camera's weight) each: the webcam nets and one full net at the
+# defaults, the still camera's weight switched off (0: `steady` everywhere) beside them on the webcam
+# nets, and the trade-off curve on the fastest webcam net.
+DEFAULT = (TemporalSettings.history, TemporalSettings.still_history)
 STEADY_ROWS = (
-    ("starry_night_tiny", (0.5, 0.7, 0.8)),
-    ("starry_night_tiny_fullres", (0.7,)),
-    ("great_wave_tiny_fullres", (0.7,)),
-    ("starry_night_slim", (0.7,)),
-    ("great_wave_slim", (0.7,)),
-    ("starry_night", (0.7,)),
+    ("starry_night_tiny", ((0.5, 0.9), (0.7, 0.0), DEFAULT, (0.8, 0.9))),
+    ("starry_night_tiny_fullres", ((0.7, 0.0), DEFAULT)),
+    ("great_wave_tiny_fullres", ((0.7, 0.0), DEFAULT)),
+    ("starry_night_slim", (DEFAULT,)),
+    ("great_wave_slim", (DEFAULT,)),
+    ("starry_night", (DEFAULT,)),
 )
 DETAIL_MOTIONS = (Motion("pan 1 px", pan=(1.0, 0.0)), Motion("pan 0.5 px", pan=(0.5, 0.25)))
 TIMED_FRAMES = ((240, 320), (480, 640))
@@ -147,14 +149,34 @@ def gradient_energy(image: np.ndarray) -> float:
     return float(np.abs(np.diff(image, axis=0)).mean() + np.abs(np.diff(image, axis=1)).mean())
 
 
-def detail_kept(stylize, photo: np.ndarray, history: float, motion: Motion, frames: int) -> float:
+def detail_kept(stylize, photo: np.ndarray, settings: TemporalSettings, motion: Motion, frames: int) -> float:
     """Gradient energy of the filtered last frame of a clip over the per-frame one's (1 = all kept)."""
     clip = make_clip(photo, motion, frames, FRAME)
-    f = TemporalFilter(TemporalSettings(history=history))
+    f = TemporalFilter(settings)
     for x in clip.frames:
         y = np.clip(stylize(x), 0.0, 1.0)
         out = f(x, y)
     return gradient_energy(out) / gradient_energy(y)
+
+
+def settled_noise(stylize, photo: np.ndarray, settings: TemporalSettings, frames: int = 40, skip: int = 10) -> float:
+    """Noise amplification of a still camera once the filter has settled (frames skip..frames): the
+    6-frame clips above include the first frames, which have little history."""
+    clip = make_clip(photo, Motion("noise", noise=3 / 255), frames, FRAME, seed=3)
+    f = TemporalFilter(settings)
+    outs = [f(x, np.clip(stylize(x), 0.0, 1.0)) for x in clip.frames]
+    return temporal_std(outs[skip:]) / temporal_std(clip.frames[skip:])
+
+
+def ramp_trail(stylize, photo: np.ndarray, settings: TemporalSettings, frames: int = 20) -> float:
+    """Mean |filtered − per-frame| on the last frame of a +1 %-a-frame brightness ramp on a still
+    camera (levels): how far a slow change trails behind (the per-frame output has no lag)."""
+    clip = make_clip(photo, Motion("ramp", gain=0.01), frames, FRAME)
+    f = TemporalFilter(settings)
+    for x in clip.frames:
+        y = np.clip(stylize(x), 0.0, 1.0)
+        out = f(x, y)
+    return float(np.abs(np.clip(out, 0.0, 1.0) - y).mean() * 255.0)
 
 
 def filter_timings(stylizer: Stylizer, photo: np.ndarray) -> dict:
@@ -233,21 +255,25 @@ def run_steady(frames: int) -> dict:
             continue
         s = Stylizer(path, backend="ort")
         base = lambda f, s=s: s(f)  # noqa: E731
-        for h in weights:
-            steady = Steadied(base, TemporalSettings(history=h))
-            mean, per_photo = measure_photos(steady, photos, frames)
-            detail = {m.name: float(np.mean([detail_kept(base, photo, h, m, frames) for photo in photos.values()])) for m in DETAIL_MOTIONS}
-            row = {"net": name, "steady": h, "mean": mean, "per_photo": per_photo, "detail_kept": detail, "load_avg": os.getloadavg()[0]}
+        for h, still_h in weights:
+            settings = TemporalSettings(history=h, still_history=still_h)
+            mean, per_photo = measure_photos(Steadied(base, settings), photos, frames)
+            detail = {m.name: float(np.mean([detail_kept(base, photo, settings, m, frames) for photo in photos.values()])) for m in DETAIL_MOTIONS}
+            settled = float(np.mean([settled_noise(base, photo, settings) for photo in photos.values()]))
+            trail = float(np.mean([ramp_trail(base, photo, settings) for photo in photos.values()]))
+            row = {"net": name, "steady": h, "still_steady": still_h, "mean": mean, "per_photo": per_photo, "detail_kept": detail,
+                   "noise_settled": settled, "ramp_trail": trail, "load_avg": os.getloadavg()[0]}
             rows.append(row)
             said = [f"{k} {v:.2f}" for k, v in mean.items()] + [f"detail kept ({k}) {v:.2f}" for k, v in detail.items()]
-            print(f"  {name} + steady {h}: " + ", ".join(said), file=sys.stderr)
+            said += [f"noise settled {settled:.3f}", f"ramp trail {trail:.2f}"]
+            print(f"  {name} + steady {h}, still {still_h}: " + ", ".join(said), file=sys.stderr)
     tiny = Stylizer(ROOT / "checkpoints" / "starry_night_tiny.onnx", backend="ort")
     payload = {
         "machine": machine_info(),
         "photos": list(PHOTOS),
         "frame": list(FRAME),
         "frames": frames,
-        "settings": {"still": TemporalSettings.still, "moving": TemporalSettings.moving},
+        "settings": {"still": TemporalSettings.still, "moving": TemporalSettings.moving, "still_shift": STILL_SHIFT},
         "rows": rows,
         "timings_starry_night_tiny": filter_timings(tiny, big),
     }
@@ -256,7 +282,7 @@ def run_steady(frames: int) -> dict:
     return payload
 
 
-def print_filtered(paths, frames: int, history: float = TemporalSettings.history) -> None:
+def print_filtered(paths, frames: int, settings: TemporalSettings = TemporalSettings()) -> None:
     """Each model's row frame by frame and through the filter, side by side (printed as Markdown,
     nothing written): for candidates that are not shipped, e.g. a stability-loss sweep."""
     photos = bench_photos()
@@ -264,10 +290,12 @@ def print_filtered(paths, frames: int, history: float = TemporalSettings.history
     table = []
     for label, fn in extra_nets(paths).items():
         alone, _ = measure_photos(fn, photos, frames)
-        steady, _ = measure_photos(Steadied(fn, TemporalSettings(history=history)), photos, frames)
-        table.append([label, *[f"{alone[k]:.2f} / {steady[k]:.2f}" for k in keys]])
+        steady, _ = measure_photos(Steadied(fn, settings), photos, frames)
+        settled = float(np.mean([settled_noise(fn, photo, settings) for photo in photos.values()]))
+        table.append([label, *[f"{alone[k]:.2f} / {steady[k]:.2f}" for k in keys], f"{settled:.3f}"])
         print(f"  {label} done", file=sys.stderr)
-    print(markdown_table(["net (frame by frame / steady " + f"{history:g})", *keys], table))
+    head = f"net (frame by frame / steady {settings.history:g}, still camera {settings.still_history:g})"
+    print(markdown_table([head, *keys, "noise, settled (filtered)"], table))
 
 
 def render_steady(p: dict) -> str:
@@ -281,13 +309,19 @@ def render_steady(p: dict) -> str:
         f"({p['frames']} frames of {p['frame'][1]}x{p['frame'][0]}, the same two photos), each frame stylized and then passed "
         "through the motion-compensated recursive filter (`stylecast.inference.temporal`: the camera's translation by phase "
         "correlation + Lucas–Kanade, the previous output warped onto the new frame and blended with weight `steady` where the "
-        f"input changed by at most {p['settings']['still']} levels, none from {p['settings']['moving']}). Compare each row with "
-        "the same net's row above. `detail kept`: gradient energy of the last filtered frame of the clip over the per-frame "
-        "frame's (1 = as sharp; the price of averaging grid phases and resampling the history while the camera moves).",
+        f"input differs from the filter's running estimate of it by at most {p['settings']['still']} levels, none from "
+        f"{p['settings']['moving']}). Compare each row with "
+        "the same net's row above. `still`: the weight used instead while the camera is still (found translation under "
+        f"{p['settings']['still_shift']} px; 0 = `steady` everywhere). `noise, settled`: the still camera's amplification over frames 10–40 "
+        "of a 40-frame clip (the 6-frame column includes the first frames, which have little history). `ramp trail`: mean "
+        "|filtered − per-frame| on the last frame of a 20-frame +1 %-a-frame brightness ramp (levels; what a slow change "
+        "lags). `detail kept`: gradient energy of the last filtered frame of the clip over the per-frame frame's (1 = as "
+        "sharp; the price of averaging grid phases and resampling the history while the camera moves).",
         "",
     ]
-    table = [[r["net"], r["steady"], *[r["mean"][k] for k in keys], *[r["detail_kept"][k] for k in dk]] for r in p["rows"]]
-    lines.append(markdown_table(["net", "steady", *keys, *[f"detail kept, {k}" for k in dk]], table))
+    table = [[r["net"], r["steady"], r.get("still_steady", "—"), *[r["mean"][k] for k in keys], r.get("noise_settled", "—"),
+              r.get("ramp_trail", "—"), *[r["detail_kept"][k] for k in dk]] for r in p["rows"]]
+    lines.append(markdown_table(["net", "steady", "still", *keys, "noise, settled", "ramp trail", *[f"detail kept, {k}" for k in dk]], table))
     lines += [
         "",
         "Time a frame, starry_night_tiny on ONNX Runtime fp32 and the filter (numpy, one thread), a 1.5-px pan, same run: "

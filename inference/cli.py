@@ -176,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=TemporalSettings.history,
         metavar="W",
         help=f"video: weight 0..{MAX_HISTORY} of the motion-compensated previous frame where the scene did not change: "
-        f"holds the painted texture still (default {TemporalSettings.history}; 0 = every frame on its own)",
+        f"holds the painted texture still (default {TemporalSettings.history}, and {TemporalSettings.still_history} while the "
+        "camera is still; 0 = every frame on its own)",
     )
     p.add_argument(
         "--server",

@@ -13,14 +13,28 @@ denoising answer is a recursive filter with motion compensation:
   downscaled frames, then one at full size); the previous output is resampled with Keys' cubic.
   Only translation is compensated (pans and hand shake); zoom, rotation and things that move in the
   scene are left to the gate.
-- a, per pixel: `history` (the user's "steady") where the input, after that warp, changed no more than sensor noise does
-  (`still` levels), falling linearly to 0 where it changed by `moving` levels or more. So anything
-  that really changed in the photo is drawn from the new frame alone (no ghosts), and what did not
-  change keeps its painted texture still.
+- a, per pixel: `history` (the user's "steady") where the input, after that warp, differs from the
+  filter's own running estimate of the input by no more than sensor noise does (`still` levels),
+  falling linearly to 0 where it differs by `moving` levels or more. So anything that really
+  changed in the photo is drawn from the new frame alone (no ghosts), and what did not change keeps
+  its painted texture still.
+- A still camera (the found translation under STILL_SHIFT) gets the higher `still_history`: sensor
+  noise is then the only change, and a longer average cuts it further (a recursive average keeps
+  √((1 − a)/(1 + a)) of the noise: 0.42 at 0.7, 0.23 at 0.9) at no cost in detail, because nothing
+  is resampled. While the camera moves, `history` stays lower: every frame there averages another
+  phase of the network's stride grid (a softer texture).
+
+Why the gate compares with the running estimate and not with the previous input frame: a slow
+change (a brightness ramp under `still` a frame) never opens a frame-to-frame gate, so the output
+trails it by history / (1 − history) frames, 9 at 0.9, without bound in levels. Against the
+estimate, the lag itself is what the gate sees: once the input is `still` levels ahead the history
+fades, so a slow change trails by about `still` levels whatever the weight (worked out in
+tests/test_temporal.py). The estimate also has less noise than one frame, so sensor noise opens
+the gate less.
 
 Its cost is that during motion the output averages a few grid phases of the network's texture (a
-softer texture while panning), and that slow changes below `still` (a brightness ramp) lag by about
-history / (1 − history) frames. `benchmarks/bench_flicker.py` measures both beside the gain.
+softer texture while panning), and that slow changes trail by a few levels.
+`benchmarks/bench_flicker.py` measures both beside the gain.
 numpy only (the serving install has no torch).
 """
 
@@ -39,6 +53,7 @@ MIN_PEAK = 0.03  # phase-correlation peak below this: no trustworthy translation
 LK_STEPS = 2  # Lucas–Kanade refinements after the whole-pixel estimate
 SNAP = 0.01  # px: a history shift this close to a whole pixel is resampled as whole (a still camera: exact)
 MAX_HISTORY = 0.95  # beyond this a still scene would take ~20+ frames to show a real change below `moving`
+STILL_SHIFT = 0.1  # px: a found translation under this on both axes is a still camera (`still_history`)
 
 
 @dataclass(frozen=True)
@@ -46,12 +61,15 @@ class TemporalSettings:
     """The filter's knobs; the defaults are the ones `benchmarks/bench_flicker.py` measured."""
 
     history: float = 0.7  # weight of the previous output where nothing moved (0 switches the filter off)
+    still_history: float = 0.9  # the weight while the camera is still (the higher of the two is used)
     still: float = 4.0  # 8-bit levels: a local input change up to this is sensor noise
     moving: float = 12.0  # levels: a local change from this up is a real change; the new frame alone
 
     def check(self) -> "TemporalSettings":
         if not 0.0 <= self.history <= MAX_HISTORY:
             raise UserError(f"steady (the previous frame's weight) must be between 0 and {MAX_HISTORY}, got {self.history}")
+        if not 0.0 <= self.still_history <= MAX_HISTORY:
+            raise UserError(f"the still camera's weight must be between 0 and {MAX_HISTORY}, got {self.still_history}")
         if not 0.0 <= self.still < self.moving:
             raise UserError(f"temporal thresholds need 0 <= still < moving, got still={self.still}, moving={self.moving}")
         return self
@@ -216,6 +234,10 @@ def _lucas_kanade(prev: np.ndarray, cur: np.ndarray, dx: float, dy: float, steps
         err = (warped - cur)[rows, cols].ravel()
         if err.size < 64:
             return None
+        # Solved with a brightness offset as a third unknown (centring each term): a camera's
+        # exposure moving by 2 levels otherwise reads as a shift of ~0.1 px on a still scene (the
+        # gradients of a frame need not sum to 0), and a still camera is told by its shift.
+        ex, ey, err = ex - ex.mean(), ey - ey.mean(), err - err.mean()
         a = np.array([[ex @ ex, ex @ ey], [ex @ ey, ey @ ey]], np.float64)
         if np.linalg.cond(a) > 1e6:  # a flat or one-directional frame: keep what we have
             break
@@ -236,7 +258,8 @@ class TemporalFilter:
         self.reset()
 
     def reset(self) -> None:
-        self._luma: np.ndarray | None = None
+        self._luma: np.ndarray | None = None  # the previous input's luminance: the translation is found against it
+        self._estimate: np.ndarray | None = None  # the filtered luminance: the gate compares with it
         self._out: np.ndarray | None = None
         self.last_shift: tuple[float, float] | None = None  # what the last call compensated, for tests and logs
 
@@ -250,22 +273,26 @@ class TemporalFilter:
             d = estimate_translation(self._luma, luma)
         self.last_shift = d
         if d is None:
-            out = stylized.copy()
+            out, estimate = stylized.copy(), luma
         else:
             prev_out, (rows, cols) = shift_cubic(self._out, *d)
-            prev_luma, _ = shift_cubic(self._luma, *d)
-            # The input's change after compensation, on luminance, averaged over 5x5 (inside the
-            # view only, its edge repeated) so that sensor noise (mean |difference| ≈ 0.9 σ a pixel)
+            estimate, _ = shift_cubic(self._estimate, *d)
+            # The input's difference from the estimate, on luminance, averaged over 5x5 (inside the
+            # view only, its edge repeated) so that sensor noise (mean |difference| ≈ 0.8 σ a pixel)
             # does not open the gate pixel by pixel.
-            change = _box(np.abs(luma[rows, cols] - prev_luma[rows, cols]) * 255.0, 2)
+            change = _box(np.abs(luma[rows, cols] - estimate[rows, cols]) * 255.0, 2)
+            history = max(s.history, s.still_history) if max(abs(d[0]), abs(d[1])) < STILL_SHIFT else s.history
             a = np.zeros(luma.shape, np.float32)  # what came into view has no history
-            a[rows, cols] = s.history * np.clip((s.moving - change) / (s.moving - s.still), 0.0, 1.0)
+            a[rows, cols] = history * np.clip((s.moving - change) / (s.moving - s.still), 0.0, 1.0)
+            estimate -= luma  # estimate = luma + a · (estimate − luma), in place
+            estimate *= a
+            estimate += luma
             a = a[..., None]
             prev_out -= stylized  # out = stylized + a · (prev_out − stylized), in place
             prev_out *= a
             prev_out += stylized
             out = prev_out  # the cubic overshoots sharp edges a little: 8-bit encoding clips, as for the net's own output
-        self._luma, self._out = luma, out
+        self._luma, self._estimate, self._out = luma, estimate, out
         return out
 
 

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stylecast.inference.contract import parse_architecture  # noqa: E402  (after the sys.path line)
+from stylecast.inference.temporal import TemporalSettings  # noqa: E402
 from stylecast.paintings import PAINTINGS as _PAINTINGS  # noqa: E402
 
 # file stem of the painting -> (title in Markdown italics, artist, year, medium, why it is public domain);
@@ -192,23 +193,24 @@ def steps_in_all(meta: dict, steps_row: str) -> str:
 
 
 FLICKER_KEY = "flicker (frames stylized one by one, synthetic camera motion)"
-STEADY = 0.7  # the temporal filter's default weight (stylecast.inference.temporal.TemporalSettings)
-STEADY_KEY = f"flicker with the temporal filter (steady {STEADY}: the default for video files and the webcam stream)"
+STEADY_PREFIX = "flicker with the temporal filter"  # rows under an older wording are replaced too
+_T = TemporalSettings()
+STEADY_KEY = f"{STEADY_PREFIX} (its defaults for video files and the webcam stream: steady {_T.history}, {_T.still_history} while the camera is still)"
 
 
-def flicker_text(onnx_path: Path, steady: float | None = None) -> str:
+def flicker_text(onnx_path: Path, steady: bool = False) -> str:
     """The flicker benchmark's measurement (benchmarks/bench_flicker.py settings) of this model,
-    frame by frame or (`steady`) through the temporal filter."""
+    frame by frame or (`steady`) through the temporal filter at its defaults."""
     from benchmarks.bench_flicker import PHOTOS, bench_photos, measure_photos
     from stylecast.inference.stylizer import Stylizer
-    from stylecast.inference.temporal import Steadied, TemporalSettings
+    from stylecast.inference.temporal import Steadied
 
     s = Stylizer(onnx_path, backend="ort")
-    fn = (lambda f: s(f)) if steady is None else Steadied(lambda f: s(f), TemporalSettings(history=steady))
+    fn = Steadied(lambda f: s(f), TemporalSettings()) if steady else (lambda f: s(f))
     mean, _ = measure_photos(fn, bench_photos(), frames=6)
     where = (
         "`python -m benchmarks --only flicker` has every model and the peer"
-        if steady is None
+        if not steady
         else 'BENCHMARKS.md, "Flicker with the temporal filter", has what it costs'
     )
     return ", ".join(f"{k} {v:.2f}" for k, v in mean.items()) + f" (8-bit levels of warping error; mean of {' and '.join(PHOTOS)}; {where})"
@@ -217,8 +219,8 @@ def flicker_text(onnx_path: Path, steady: float | None = None) -> str:
 def refresh_flicker(card_path: Path, onnx_path: Path) -> str:
     """The card's text with both flicker rows measured again (added after the compare row if missing)."""
     lines = card_path.read_text().split("\n")
-    rows = {FLICKER_KEY: flicker_text(onnx_path), STEADY_KEY: flicker_text(onnx_path, STEADY)}
-    keep = [ln for ln in lines if not any(ln.startswith(f"| {k} |") for k in rows)]
+    rows = {FLICKER_KEY: flicker_text(onnx_path), STEADY_KEY: flicker_text(onnx_path, steady=True)}
+    keep = [ln for ln in lines if not ln.startswith(f"| {FLICKER_KEY} |") and not ln.startswith(f"| {STEADY_PREFIX} (")]
     at = max(i for i, ln in enumerate(keep) if ln.startswith("| comparison with the slow optimizer")) + 1
     return "\n".join(keep[:at] + [f"| {k} | {v} |" for k, v in rows.items()] + keep[at:])
 
@@ -279,7 +281,7 @@ def card(name: str, run: Path, compare: Path, compare_content: Path | None = Non
         ),
     ]
     rows.append((FLICKER_KEY, flicker_text(onnx_path)))
-    rows.append((STEADY_KEY, flicker_text(onnx_path, STEADY)))
+    rows.append((STEADY_KEY, flicker_text(onnx_path, steady=True)))
     if history:  # what the run folder cannot say (earlier stages, why), after the steps
         rows.insert([k for k, _ in rows].index("steps") + 1, ("history", history))
     if compare_content is not None:

@@ -92,19 +92,36 @@ def test_large_frames_are_correlated_downscaled_and_refined_at_full_size(photo):
 
 
 def test_still_camera_noise_is_averaged_as_a_recursive_filter_does():
-    # Identity "network", a still photo with fresh σ = 3/255 noise a frame. Luminance differences of
-    # that noise average ~2.3 levels over 5x5, under `still` (4): the gate is open everywhere, so the
-    # output is the recursive average out_t = x_t + h (out_t−1 − x_t), whose steady-state noise std
-    # is sqrt((1 − h) / (1 + h)) of the input's: 0.420 at h = 0.7, 0.577 at h = 0.5.
+    # Identity "network", a still photo with fresh σ = 3/255 noise a frame. The input's difference
+    # from the filter's estimate averages ~2.5 levels over 5x5, under `still` (4): the history has
+    # its full weight everywhere, so the output is the recursive average out_t = x_t + a (out_t−1 − x_t),
+    # whose steady-state noise std is sqrt((1 − a) / (1 + a)) of the input's. A still camera takes
+    # the higher of `history` and `still_history`: 0.229 at the defaults (0.7, 0.9); 0.420 and 0.577
+    # at history 0.7 and 0.5 with the still camera's weight set lower.
     clean = smooth_image(60, 80, seed=1) * 0.8 + 0.1
     rng = np.random.default_rng(0)
     frames = [np.clip(clean + rng.normal(0, 3 / 255, clean.shape), 0, 1).astype(np.float32) for _ in range(200)]
-    for h in (0.7, 0.5):
-        f = TemporalFilter(TemporalSettings(history=h))
+    for settings, a in ((TemporalSettings(), 0.9), (TemporalSettings(history=0.7, still_history=0), 0.7), (TemporalSettings(history=0.5, still_history=0.2), 0.5)):
+        f = TemporalFilter(settings)
         outs = [f(x, x) for x in frames]
         assert f.last_shift == pytest.approx((0.0, 0.0), abs=0.02)
         ratio = temporal_std(outs[20:]) / temporal_std(frames[20:])
-        assert ratio == pytest.approx(np.sqrt((1 - h) / (1 + h)), rel=0.06)
+        assert ratio == pytest.approx(np.sqrt((1 - a) / (1 + a)), rel=0.06)
+
+
+def test_a_moving_camera_keeps_the_lower_history(photo):
+    # A 1-px pan is not a still camera: the weight is `history` (0.7), not `still_history` (0.9).
+    # An identity network with a pattern fixed to the frame: after the pan is compensated the input
+    # is unchanged (full weight), so the first filtered pair carries exactly (1 − a) of the pattern's
+    # frame-to-frame difference (see the next test): 0.3 here, not 0.1.
+    clip = make_clip(photo, Motion("p", pan=(1.0, 0.0)), frames=2, size=(96, 128))
+    yy, xx = np.mgrid[0:96, 0:128]
+    pattern = (0.05 * ((xx // 4 + yy // 4) % 2))[..., None].astype(np.float32)
+    f = TemporalFilter(TemporalSettings(still=255.0 - 1, moving=255.0))
+    o0, o1 = (f(x, x + pattern) for x in clip.frames)
+    prev, (rows, cols) = shift_cubic(o0, 1.0, 0.0)
+    moved = np.abs(o1 - prev)[rows, cols].mean()
+    assert moved == pytest.approx(0.3 * 0.05 * 31 / 127, rel=1e-3)
 
 
 def test_a_screen_fixed_artifact_flickers_less_by_exactly_one_minus_the_history(photo):
@@ -159,6 +176,7 @@ def test_a_new_size_starts_over_and_history_zero_is_the_network_alone():
         (dict(history=0.96), "steady (the previous frame's weight) must be between 0 and 0.95, got 0.96"),
         (dict(history=-0.1), "between 0 and 0.95, got -0.1"),
         (dict(still=12.0, moving=12.0), "still < moving"),
+        (dict(still_history=0.99), "the still camera's weight must be between 0 and 0.95, got 0.99"),
     ],
 )
 def test_bad_settings_are_one_line_errors(settings, message):
@@ -197,12 +215,20 @@ def test_the_stream_never_carries_a_frame_of_old_settings_into_the_new_ones():
     assert np.array_equal(older(x, old_style), old_style)
 
 
-def test_a_slow_brightness_ramp_lags_by_a_recursive_averages_delay(photo):
-    # +1 % a frame moves each pixel by ~1 level: under `still`, so the gate stays open and the output
-    # trails the input by h / (1 − h) frames of the ramp once settled (2.33 at the default 0.7).
-    clip = make_clip(photo * 0.8, Motion("ramp", gain=0.01), frames=20)
-    f = TemporalFilter()
-    outs = [f(x, x) for x in clip.frames]
-    per_frame = (clip.frames[1] - clip.frames[0]).mean()
-    lag = (clip.frames[-1] - outs[-1]).mean() / per_frame
-    assert lag == pytest.approx(0.7 / 0.3, rel=0.03)
+@pytest.mark.parametrize("r, lag, lag_07", [(2.0, 4.051, 3.075), (1.0, 3.918, 2.333), (0.3, 2.7, 0.7)])
+def test_a_slow_brightness_ramp_trails_by_about_still_levels(r, lag, lag_07):
+    # A still camera, an identity network, every pixel brighter by r levels a frame. The gate sees the
+    # input's difference from the estimate, c = e + r, where e is the lag; the estimate (and, for an
+    # identity network, the output) then trails by e = a·c with a = h · clip((12 − c) / 8). The
+    # fixed point, worked out at h = 0.9 (a still camera's weight): 0.1125 c² − 0.35 c − r = 0 where
+    # c > 4 (r = 2: c = 6.051, e = 4.051; r = 1: c = 4.918, e = 3.918), e = 9 r where c ≤ 4 (r = 0.3:
+    # e = 2.7). At h = 0.7: 0.0875 c² − 0.05 c − r = 0 (r = 2: e = 3.075), else e = 7/3 r. A gate on
+    # the frame-to-frame change would never open (r < 4): the output would trail by 9 r at 0.9, 18
+    # levels at r = 2.
+    scene = smooth_image(80, 100, seed=4) * 0.3 + 0.2
+    frames = [scene + np.float32(t * r / 255) for t in range(80)]  # 0.9⁸⁰: settled
+    for settings, want in ((TemporalSettings(), lag), (TemporalSettings(history=0.7, still_history=0), lag_07)):
+        f = TemporalFilter(settings)
+        outs = [f(x, x) for x in frames]
+        assert f.last_shift == (0.0, 0.0) or max(map(abs, f.last_shift)) < 1e-3  # a brightness change is not a pan
+        assert (frames[-1] - outs[-1]).mean() * 255 == pytest.approx(want, rel=0.01)

@@ -7,8 +7,8 @@
 
 const StylecastTemporal = (() => {
   const LUMA = [0.299, 0.587, 0.114].map(Math.fround);
-  const PHASE_SIDE = 128, MAX_SHIFT = 0.25, MIN_PEAK = 0.03, LK_STEPS = 2, SNAP = 0.01;
-  const DEFAULTS = { history: 0.7, still: 4.0, moving: 12.0 };
+  const PHASE_SIDE = 128, MAX_SHIFT = 0.25, MIN_PEAK = 0.03, LK_STEPS = 2, SNAP = 0.01, STILL_SHIFT = 0.1;
+  const DEFAULTS = { history: 0.7, stillHistory: 0.9, still: 4.0, moving: 12.0 };
 
   function luminance(rgba, w, h) {
     const out = new Float32Array(w * h);
@@ -207,14 +207,18 @@ const StylecastTemporal = (() => {
     for (let step = 0; step < steps; step++) {
       const warped = shift(prev, w, h, 1, dx, dy);
       if ((warped.y1 - warped.y0) * (warped.x1 - warped.x0) < 64) return null;
-      let xx = 0, xy = 0, yy = 0, xe = 0, ye = 0;
+      let xx = 0, xy = 0, yy = 0, xe = 0, ye = 0, sx = 0, sy = 0, se = 0;
       for (let y = warped.y0; y < warped.y1; y++) {
         for (let x = warped.x0; x < warped.x1; x++) {
           const i = y * w + x, e = warped.data[i] - cur[i];
           xx += gx[i] * gx[i]; xy += gx[i] * gy[i]; yy += gy[i] * gy[i];
           xe += gx[i] * e; ye += gy[i] * e;
+          sx += gx[i]; sy += gy[i]; se += e;
         }
       }
+      // a brightness offset as a third unknown: the sums of the centred terms
+      const n = (warped.y1 - warped.y0) * (warped.x1 - warped.x0);
+      xx -= (sx * sx) / n; xy -= (sx * sy) / n; yy -= (sy * sy) / n; xe -= (sx * se) / n; ye -= (sy * se) / n;
       // numpy.linalg.cond of the symmetric 2x2: the ratio of its eigenvalues
       const mid = (xx + yy) / 2, rad = Math.hypot((xx - yy) / 2, xy);
       if (mid - rad <= 0 || (mid + rad) / (mid - rad) > 1e6) break;
@@ -268,11 +272,11 @@ const StylecastTemporal = (() => {
   // One video's state, as TemporalFilter: step(frameRGBA, stylizedRGB) -> steadied RGB (float).
   function create(settings = {}) {
     const s = { ...DEFAULTS, ...settings };
-    let luma = null, out = null, w = 0, h = 0;
+    let luma = null, estimate = null, out = null, w = 0, h = 0;
     const filter = {
       settings: s,
       lastShift: null,
-      reset() { luma = out = null; filter.lastShift = null; },
+      reset() { luma = estimate = out = null; filter.lastShift = null; },
       step(rgba, stylized, width, height) {
         const cur = luminance(rgba, width, height);
         let d = null;
@@ -282,25 +286,30 @@ const StylecastTemporal = (() => {
         h = height;
         if (!d) {
           out = Float32Array.from(stylized);
+          estimate = cur;
         } else {
           const prevOut = shiftCubic(out, w, h, 3, d[0], d[1]);
-          const prevLuma = shiftCubic(luma, w, h, 1, d[0], d[1]);
+          const prevEstimate = shiftCubic(estimate, w, h, 1, d[0], d[1]);
           const vw = prevOut.x1 - prevOut.x0, vh = prevOut.y1 - prevOut.y0;
           const change = new Float32Array(vw * vh);  // the view only, as the Python's box
           for (let y = 0; y < vh; y++) {
             for (let x = 0; x < vw; x++) {
               const i = (y + prevOut.y0) * w + x + prevOut.x0;
-              change[y * vw + x] = Math.abs(cur[i] - prevLuma.data[i]) * 255;
+              change[y * vw + x] = Math.abs(cur[i] - prevEstimate.data[i]) * 255;
             }
           }
           const changed = box(change, vw, vh, 2);
+          const still = Math.max(Math.abs(d[0]), Math.abs(d[1])) < STILL_SHIFT;
+          const history = still ? Math.max(s.history, s.stillHistory) : s.history;
           const next = Float32Array.from(stylized);  // outside the view: the new frame alone
-          const prev = prevOut.data, span = s.moving - s.still;
+          const nextEstimate = Float32Array.from(cur);
+          const prev = prevOut.data, prevE = prevEstimate.data, span = s.moving - s.still;
           for (let y = prevOut.y0; y < prevOut.y1; y++) {
             for (let x = prevOut.x0; x < prevOut.x1; x++) {
               const c = changed[(y - prevOut.y0) * vw + x - prevOut.x0];
-              const a = s.history * Math.min(1, Math.max(0, (s.moving - c) / span));
-              const k = 3 * (y * w + x);
+              const a = Math.fround(history * Math.min(1, Math.max(0, (s.moving - c) / span)));
+              const i = y * w + x, k = 3 * i;
+              nextEstimate[i] = cur[i] + a * (prevE[i] - cur[i]);
               // overshoot of the cubic: clipped when drawn
               next[k] = stylized[k] + a * (prev[k] - stylized[k]);
               next[k + 1] = stylized[k + 1] + a * (prev[k + 1] - stylized[k + 1]);
@@ -308,6 +317,7 @@ const StylecastTemporal = (() => {
             }
           }
           out = next;
+          estimate = nextEstimate;
         }
         luma = cur;
         return out;
