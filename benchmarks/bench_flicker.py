@@ -261,8 +261,17 @@ def run_steady(frames: int) -> dict:
             detail = {m.name: float(np.mean([detail_kept(base, photo, settings, m, frames) for photo in photos.values()])) for m in DETAIL_MOTIONS}
             settled = float(np.mean([settled_noise(base, photo, settings) for photo in photos.values()]))
             trail = float(np.mean([ramp_trail(base, photo, settings) for photo in photos.values()]))
-            row = {"net": name, "steady": h, "still_steady": still_h, "mean": mean, "per_photo": per_photo, "detail_kept": detail,
-                   "noise_settled": settled, "ramp_trail": trail, "load_avg": os.getloadavg()[0]}
+            row = {
+                "net": name,
+                "steady": h,
+                "still_steady": still_h,
+                "mean": mean,
+                "per_photo": per_photo,
+                "detail_kept": detail,
+                "noise_settled": settled,
+                "ramp_trail": trail,
+                "load_avg": os.getloadavg()[0],
+            }
             rows.append(row)
             said = [f"{k} {v:.2f}" for k, v in mean.items()] + [f"detail kept ({k}) {v:.2f}" for k, v in detail.items()]
             said += [f"noise settled {settled:.3f}", f"ramp trail {trail:.2f}"]
@@ -319,8 +328,18 @@ def render_steady(p: dict) -> str:
         "sharp; the price of averaging grid phases and resampling the history while the camera moves).",
         "",
     ]
-    table = [[r["net"], r["steady"], r.get("still_steady", "—"), *[r["mean"][k] for k in keys], r.get("noise_settled", "—"),
-              r.get("ramp_trail", "—"), *[r["detail_kept"][k] for k in dk]] for r in p["rows"]]
+    table = [
+        [
+            r["net"],
+            r["steady"],
+            r.get("still_steady", "—"),
+            *[r["mean"][k] for k in keys],
+            r.get("noise_settled", "—"),
+            r.get("ramp_trail", "—"),
+            *[r["detail_kept"][k] for k in dk],
+        ]
+        for r in p["rows"]
+    ]
     lines.append(markdown_table(["net", "steady", "still", *keys, "noise, settled", "ramp trail", *[f"detail kept, {k}" for k in dk]], table))
     lines += [
         "",

@@ -50,8 +50,9 @@ LOOKS = {
     "objects (the cat's eyes, nose and fur, a koala, berries) stay recognizable; on the cat it looks much like the full net.",
     "starry_night_tiny": "the blues of the slim net with yellow on the light areas and swirling dabs, softer than the slim "
     "and full nets (detail below 8 px is lost: a dandelion's seeds become a pale ball); no band along the edges since the "
-    "8 px margin (before it, the last rows carried a stripe of their own texture). The webcam style: 30 FPS at 640x480 in "
-    "the page on 2 cores (BENCHMARKS.md, Webcam page).",
+    "8 px margin (before it, the last rows carried a stripe of their own texture). The webcam style: in the page on 2 cores "
+    "it keeps up with a 30 FPS camera at 320x240 with the temporal filter (30.3 FPS), and at 640x480 draws 27.8 FPS frame "
+    "by frame, 12-21 with the filter (BENCHMARKS.md, Webcam page).",
     "starry_night_tiny_fullres": "the tiny net's blues and yellows with the photo's detail drawn back at full resolution "
     "(the koala's face, the building's windows, the cat's eyes: what the tiny net loses below its 8 px cells), a fine "
     "texture over it and fewer of the tiny net's large yellow dabs. Beside the optimizer at 100 iterations it is softer: "

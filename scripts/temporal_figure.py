@@ -57,9 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     photo = load_image(ROOT / "stylecast" / "samples" / "chelsea.jpg", 480)
     s = Stylizer(ROOT / "checkpoints" / f"{a.style}.onnx", backend="ort")
-    steady = TemporalSettings().history
+    t = TemporalSettings()
     rows = []
-    for name, fn in ((f"{a.style}, frame by frame", lambda f: s(f)), (f"with the filter (steady {steady})", Steadied(lambda f: s(f)))):
+    for name, fn in (
+        (f"{a.style}, frame by frame", lambda f: s(f)),
+        (f"with the filter (steady {t.history}, still {t.still_history})", Steadied(lambda f: s(f))),
+    ):
         frame, flicker, std = maps(fn, photo)
         print(f"{name}: pan flicker {flicker.mean():.2f} levels, still-camera std {std.mean():.2f} levels")
         rows.append(row([(frame, name), (gray(flicker, 10), "1-px pan: |O_t - warp(O_t-1)| x10"), (gray(std, 40), "still camera: std over 8 frames x40")]))

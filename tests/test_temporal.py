@@ -101,7 +101,11 @@ def test_still_camera_noise_is_averaged_as_a_recursive_filter_does():
     clean = smooth_image(60, 80, seed=1) * 0.8 + 0.1
     rng = np.random.default_rng(0)
     frames = [np.clip(clean + rng.normal(0, 3 / 255, clean.shape), 0, 1).astype(np.float32) for _ in range(200)]
-    for settings, a in ((TemporalSettings(), 0.9), (TemporalSettings(history=0.7, still_history=0), 0.7), (TemporalSettings(history=0.5, still_history=0.2), 0.5)):
+    for settings, a in (
+        (TemporalSettings(), 0.9),
+        (TemporalSettings(history=0.7, still_history=0), 0.7),
+        (TemporalSettings(history=0.5, still_history=0.2), 0.5),
+    ):
         f = TemporalFilter(settings)
         outs = [f(x, x) for x in frames]
         assert f.last_shift == pytest.approx((0.0, 0.0), abs=0.02)
