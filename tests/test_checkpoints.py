@@ -128,8 +128,10 @@ def test_shipped_model_tiles(model: Path, backend: str):
 def test_tiny_net_draws_no_band_along_the_edges():
     # Before the 8 px border margin the tiny net's 8x8 first cells drew a stripe of their own
     # texture along the image's edges: the mean horizontal (vertical) gradient of the 6 outermost
-    # rows (columns) reached 1.5-2.0x the interior's on these photos at 640 px; with the margin and
-    # its 500 adaptation steps at most 1.4x (the photos' own content makes some edges calmer or busier).
+    # rows (columns) reached 1.71x the interior rows' (columns') on these photos at 640 px (2.06x the
+    # next 18); with the margin at most 1.29x, and 1.36x after the 2026-11-29 fine-tune (the photos'
+    # own content makes some edges calmer or busier: coffee's left 24 columns are all 1.25-1.44x).
+    # Each band is measured against its own axis: a column band against the interior columns.
     from conftest import SHARED_DATA
 
     from stylecast.images import load_image
@@ -140,6 +142,6 @@ def test_tiny_net_draws_no_band_along_the_edges():
         y = stylizer(load_image(SHARED_DATA / "content" / name), size=640).mean(2)
         rows = np.abs(np.diff(y, axis=1)).mean(1)
         cols = np.abs(np.diff(y, axis=0)).mean(0)
-        inner = rows[24:-24].mean()
-        worst = max(worst, *(float(band.mean() / inner) for band in (rows[:6], rows[-6:], cols[:6], cols[-6:])))
+        for g in (rows, cols):
+            worst = max(worst, float(g[:6].mean() / g[24:-24].mean()), float(g[-6:].mean() / g[24:-24].mean()))
     assert worst < 1.5, worst
