@@ -189,8 +189,8 @@ def test_bad_settings_are_one_line_errors(settings, message):
 
 
 def test_the_shipped_webcam_net_flickers_less_than_half_with_the_filter(photo):
-    # Measured (README, BENCHMARKS "Flicker"): starry_night_tiny 6.55 -> 2.14 levels on 1-px pans and
-    # noise 0.27 -> 0.12 (two photos, 12 frames). Here one photo, 6 frames: bounds with room.
+    # Measured (README, BENCHMARKS "Flicker with the temporal filter"): starry_night_tiny 7.42 -> 2.46
+    # levels on 1-px pans and noise 0.32 -> 0.05 (two photos, 6 frames). Here one photo: bounds with room.
     from stylecast.inference.stylizer import Stylizer
 
     s = Stylizer(ROOT / "checkpoints" / "starry_night_tiny.onnx", backend="ort")
