@@ -149,13 +149,18 @@ def gradient_energy(image: np.ndarray) -> float:
     return float(np.abs(np.diff(image, axis=0)).mean() + np.abs(np.diff(image, axis=1)).mean())
 
 
-def detail_kept(stylize, photo: np.ndarray, settings: TemporalSettings, motion: Motion, frames: int) -> float:
-    """Gradient energy of the filtered last frame of a clip over the per-frame one's (1 = all kept)."""
-    clip = make_clip(photo, motion, frames, FRAME)
+def last_frames(stylize, photo: np.ndarray, settings: TemporalSettings, motion: Motion, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """(filtered, per-frame) last frame of a clip of `motion` through a fresh filter."""
     f = TemporalFilter(settings)
-    for x in clip.frames:
+    for x in make_clip(photo, motion, frames, FRAME).frames:
         y = np.clip(stylize(x), 0.0, 1.0)
         out = f(x, y)
+    return out, y
+
+
+def detail_kept(stylize, photo: np.ndarray, settings: TemporalSettings, motion: Motion, frames: int) -> float:
+    """Gradient energy of the filtered last frame of a clip over the per-frame one's (1 = all kept)."""
+    out, y = last_frames(stylize, photo, settings, motion, frames)
     return gradient_energy(out) / gradient_energy(y)
 
 
@@ -171,11 +176,7 @@ def settled_noise(stylize, photo: np.ndarray, settings: TemporalSettings, frames
 def ramp_trail(stylize, photo: np.ndarray, settings: TemporalSettings, frames: int = 20) -> float:
     """Mean |filtered − per-frame| on the last frame of a +1 %-a-frame brightness ramp on a still
     camera (levels): how far a slow change trails behind (the per-frame output has no lag)."""
-    clip = make_clip(photo, Motion("ramp", gain=0.01), frames, FRAME)
-    f = TemporalFilter(settings)
-    for x in clip.frames:
-        y = np.clip(stylize(x), 0.0, 1.0)
-        out = f(x, y)
+    out, y = last_frames(stylize, photo, settings, Motion("ramp", gain=0.01), frames)
     return float(np.abs(np.clip(out, 0.0, 1.0) - y).mean() * 255.0)
 
 
@@ -332,10 +333,10 @@ def render_steady(p: dict) -> str:
         [
             r["net"],
             r["steady"],
-            r.get("still_steady", "—"),
+            r["still_steady"],
             *[r["mean"][k] for k in keys],
-            r.get("noise_settled", "—"),
-            r.get("ramp_trail", "—"),
+            r["noise_settled"],
+            r["ramp_trail"],
             *[r["detail_kept"][k] for k in dk],
         ]
         for r in p["rows"]

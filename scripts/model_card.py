@@ -195,8 +195,10 @@ def steps_in_all(meta: dict, steps_row: str) -> str:
 
 FLICKER_KEY = "flicker (frames stylized one by one, synthetic camera motion)"
 STEADY_PREFIX = "flicker with the temporal filter"  # rows under an older wording are replaced too
-_T = TemporalSettings()
-STEADY_KEY = f"{STEADY_PREFIX} (its defaults for video files and the webcam stream: steady {_T.history}, {_T.still_history} while the camera is still)"
+STEADY_KEY = (
+    f"{STEADY_PREFIX} (its defaults for video files and the webcam stream: steady {TemporalSettings.history}, "
+    f"{TemporalSettings.still_history} while the camera is still)"
+)
 
 
 def flicker_text(onnx_path: Path, steady: bool = False) -> str:
