@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from stylecast.inference import mix
 from stylecast.inference.registry import MODELS_DIR_RULE, path_spec, resolve_choice
-from stylecast.inference.stylizer import Stylizer
+from stylecast.inference.stylizer import Stylizer, target_size
 from stylecast.inference.temporal import MAX_HISTORY, TemporalSettings
 from stylecast.inference.video import (
     DEFAULT_BATCH,
@@ -157,7 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", required=True, help="output folder, output file (one input), or - for stdout")
     p.add_argument("--models-dir", default=None, help=f"folder of <style>.onnx files (default: {MODELS_DIR_RULE})")
-    p.add_argument("--size", type=int, default=None, help="resize so the longer side is SIZE px before stylizing")
+    p.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="longer side in px to stylize at (default: the style's native size, where its strokes have the painting's "
+        "proportions: larger inputs are scaled down to it, smaller ones kept; 0 = each input's own size)",
+    )
     p.add_argument("--strength", type=float, default=1.0, help="0..1: blend of stylized (1) and original (0) (default 1)")
     p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours (luminance-only transfer, YIQ)")
     p.add_argument("--tile", type=int, default=None, help="stylize in TILE px tiles (large images, less memory)")
@@ -195,8 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
 def validate_args(args: argparse.Namespace) -> None:
     if not 0.0 <= args.strength <= 1.0:
         raise UserError(f"--strength must be between 0 and 1, got {args.strength}")
-    if args.size is not None and args.size < 1:
-        raise UserError(f"--size must be a positive number of pixels, got {args.size}")
+    if args.size is not None and args.size < 0:
+        raise UserError(f"--size must be a number of pixels (0 = each input's own size), got {args.size}")
     if args.tile is not None and args.tile < 16:
         raise UserError(f"--tile must be at least 16 px, got {args.tile}")
     if args.overlap < 0 or (args.tile and args.overlap * 2 > args.tile):
@@ -255,6 +261,12 @@ def stylize_files(args: argparse.Namespace, *, stdout=None, log=None) -> list[Jo
         stylizer = load_stylizer(args.style, args.models_dir, device=args.device, backend=args.backend, threads=args.threads, precision=args.precision)
     if not quiet:
         print(f"style {stylizer.name!r}: {stylizer.backend} {', '.join(stylizer.providers)}, loaded in {time.perf_counter() - start:.2f} s", file=sys.stderr)
+        if args.size is None and stylizer.native_size:
+            print(
+                f"inputs larger than {stylizer.native_size} px are scaled down to it, the size this style is meant to be seen at "
+                "(--size N for another, --size 0 for each input's own)",
+                file=sys.stderr,
+            )
     # A failed run (a write error, Ctrl-C, a bad image) removes what it wrote and the folder it made.
     with RunOutputs() as outputs:
         if jobs[0].dst is not None:
@@ -271,7 +283,8 @@ def stylize_files(args: argparse.Namespace, *, stdout=None, log=None) -> list[Jo
             else:
                 image = load_image(job.src)
                 t0 = time.perf_counter()
-                result = stylizer(image, size=args.size, strength=args.strength, preserve_color=args.preserve_color, tile=args.tile, overlap=args.overlap)
+                size = target_size(args.size, stylizer.native_size, max(image.shape[:2]))
+                result = stylizer(image, size=size, strength=args.strength, preserve_color=args.preserve_color, tile=args.tile, overlap=args.overlap)
                 seconds = time.perf_counter() - t0
             h, w = result.shape[:2]
             if job.dst is None:
@@ -287,8 +300,8 @@ def stylize_files(args: argparse.Namespace, *, stdout=None, log=None) -> list[Jo
 
 
 def remote_batches(jobs: list[Job], stylizer: Stylizer, args: argparse.Namespace) -> dict[Path, tuple]:
-    """{photo: (result, seconds per photo)}: the photos resized as --size says, grouped by size in
-    requests of up to --batch images (Triton and our server batch only same-shape tensors)."""
+    """{photo: (result, seconds per photo)}: the photos resized as --size says (target_size), grouped
+    by size in requests of up to --batch images (Triton and our server batch only same-shape tensors)."""
     import numpy as np
 
     from stylecast.inference.stylizer import resized
@@ -296,7 +309,8 @@ def remote_batches(jobs: list[Job], stylizer: Stylizer, args: argparse.Namespace
     groups: dict[tuple[int, int], list[tuple[Path, object]]] = {}
     for job in jobs:
         if job.video is None:
-            image = resized(load_image(job.src), args.size)
+            image = load_image(job.src)
+            image = resized(image, target_size(args.size, stylizer.native_size, max(image.shape[:2])))
             groups.setdefault(image.shape[:2], []).append((job.src, image))
     out = {}
     for group in groups.values():
@@ -315,7 +329,7 @@ def stylize_video_job(job: Job, stylizer: Stylizer, args: argparse.Namespace, ou
         job.src,
         job.dst,
         stylizer,
-        size=args.size,
+        size=target_size(args.size, stylizer.native_size, max(job.video.width, job.video.height)),
         strength=args.strength,
         preserve_color=args.preserve_color,
         batch=args.batch,

@@ -41,6 +41,7 @@ OPTIONAL_METADATA = (
     "vgg_weights",
     "pooling",
     "image_size",
+    "native_size",  # longer side (px) at which the style looks like its painting: stylize/serve's default
     "precision",
     "weight_storage",
     "painting",
@@ -77,3 +78,33 @@ def parse_architecture(text: str) -> Architecture | None:
     if not m:
         return None
     return Architecture(float(m.group(1)), int(m.group(2)), int(m.group(3) or 1), m.group(4) or "johnson")
+
+
+# The size a style is meant to be seen at. A feed-forward net paints strokes of a fixed size in
+# pixels, learned from the painting's Gram matrices at style_size (its longer side, 256 px in every
+# recipe), so the frame size sets how large the strokes look. Measured on the shipped nets
+# (benchmarks/bench_scale.py, BENCHMARKS.md "Stroke scale"): the output is closest to the painting
+# seen at the same size when its longer side is about 1.5 x style_size: 384 px for 6 of 9 nets,
+# 256 for the other 3 (within 1-10 % at 384). The exporter writes it as `native_size`;
+# `stylecast stylize` and the server scale larger inputs down to it unless a size is asked for.
+NATIVE_SCALE = 1.5
+
+
+def native_size_for(style_size: int) -> int:
+    """The `native_size` the exporter records for a style image of longer side `style_size`."""
+    return int(round(NATIVE_SCALE * int(style_size) / SIZE_MULTIPLE)) * SIZE_MULTIPLE
+
+
+def native_size(metadata: dict, where: str) -> int | None:
+    """The model's `native_size` (None for a model exported before it existed); ValueError naming
+    `where` for a value that is not a size."""
+    text = metadata.get("native_size")
+    if text in (None, ""):
+        return None
+    try:
+        value = int(str(text))
+    except ValueError:
+        value = 0
+    if value < MIN_SIDE:
+        raise ValueError(f"{where}: metadata native_size must be a whole number of pixels >= {MIN_SIDE}, got {text!r}")
+    return value

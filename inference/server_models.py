@@ -196,6 +196,7 @@ class ServedModels:
             "name": name,
             **multi,
             "painting": painting_info(stylizer.metadata, name),
+            "native_size": stylizer.native_size,  # /v1/stylize's default for larger inputs (None: the input's size)
             "metadata": dict(sorted(stylizer.metadata.items())),
             "backend": stylizer.backend,
             "device": stylizer.device,

@@ -39,10 +39,12 @@ from stylecast.inference.server_state import ServerState
 from stylecast.inference.server_stream import stream as stream_frames
 from stylecast.inference.server_swatches import add_swatch_routes, swatch_url
 from stylecast.inference.server_v2 import add_v2_routes
+from stylecast.inference.stylizer import ORIGINAL_SIZE
 
 log = logging.getLogger("stylecast.server")
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
+MIN_OUTPUT_SIDE = 8  # a smaller ?size= is refused (0 asks for the input's own size)
 # 'wasm-unsafe-eval' lets the page compile WebAssembly (in-browser inference with onnxruntime-web,
 # served from /ort/) and nothing else: no eval, no inline script. worker-src 'self': onnxruntime-web's
 # WASM threads are module workers started from its own files (default-src would allow the same;
@@ -226,7 +228,12 @@ def add_api_routes(app: FastAPI, state: ServerState, require_token) -> None:
             max_length=200,
             description="style name from GET /v1/styles (default: the first), or a mix of one multi-style model's styles: starry_night:0.7,great_wave:0.3",
         ),
-        size: int | None = Query(None, ge=8, description="longer side of the output in px (default: the input's, at most max_side)"),
+        size: int | None = Query(
+            None,
+            ge=0,
+            description="longer side of the output in px; default: the style's native size (GET /v1/styles: native_size) "
+            "for a larger input, else the input's; 0: the input's own (at most max_side)",
+        ),
         strength: float = Query(1.0, ge=0.0, le=1.0, description="0 = the input, 1 = fully stylized"),
         preserve_color: bool = Query(False, description="keep the photo's colours, take the style's luminance"),
         format: str | None = Query(None, description="png, jpeg or webp (default: by Accept, else the server's default)"),
@@ -238,10 +245,13 @@ def add_api_routes(app: FastAPI, state: ServerState, require_token) -> None:
         log_fields["style"] = loaded.name
         if size is not None and size > config.max_side:
             raise ApiError(422, "invalid_parameter", f"size: at most {config.max_side} px, got {size}")
+        if size is not None and 0 < size < MIN_OUTPUT_SIDE:
+            raise ApiError(422, "invalid_parameter", f"size: at least {MIN_OUTPUT_SIDE} px (or 0 for the input's own), got {size}")
         fmt = choose_format(format, request.headers.get("accept"), OUTPUT_FORMATS[config.default_format.lower()])
         data = await _read_image_body(request, state)
         log_fields["bytes_in"] = len(data)
-        options = StylizeOptions(size=size, strength=strength, preserve_color=preserve_color, format=fmt, quality=config.jpeg_quality)
+        native = None if size == ORIGINAL_SIZE else loaded.stylizer.native_size
+        options = StylizeOptions(size=size or None, native=native, strength=strength, preserve_color=preserve_color, format=fmt, quality=config.jpeg_quality)
         job = state.service.job(loaded.stylizer, data, options, state.http_limits)
         deadline_s = min(timeout, config.deadline) if timeout else config.deadline
         result = await run_job(request, state, job, deadline_s)

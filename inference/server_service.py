@@ -30,6 +30,7 @@ import numpy as np
 
 from stylecast.images import encode_image, open_image, pil_to_array, resize_longer
 from stylecast.inference.server_limits import ImageHeader, PixelBudget, sniff_image
+from stylecast.inference.stylizer import target_size
 
 
 # Decodes of at least this many pixels give their freed memory back to the OS afterwards.
@@ -62,7 +63,8 @@ class ImageLimits:
 
 @dataclass(frozen=True)
 class StylizeOptions:
-    size: int | None = None  # longer side of the output; None = the input's, at most the limit's max_side
+    size: int | None = None  # longer side of the output; None = the input's, at most `native` and the limit's max_side
+    native: int | None = None  # the style's native size (stylizer.target_size): a larger input is scaled down to it
     strength: float = 1.0
     preserve_color: bool = False
     format: str = "PNG"  # PNG, JPEG or WEBP
@@ -86,11 +88,19 @@ class StylizeService:
 
     # -- the three stages ----------------------------------------------------------------------
 
-    def decode_request(self, data: bytes, header: ImageHeader, size: int | None, limits: ImageLimits, check: Callable[[], None] = _no_check) -> np.ndarray:
+    def decode_request(
+        self,
+        data: bytes,
+        header: ImageHeader,
+        size: int | None,
+        limits: ImageLimits,
+        check: Callable[[], None] = _no_check,
+        native: int | None = None,
+    ) -> np.ndarray:
         """Image bytes -> float32 HxWx3 in [0, 1] at the working size (the shared decoder: EXIF
         orientation, CMYK/palette/16-bit/alpha to RGB, first frame)."""
         longer = max(header.width, header.height)
-        working = size if size is not None else (limits.max_side if longer > limits.max_side else None)
+        working = target_size(size or None, min(native or limits.max_side, limits.max_side), longer)
         pixels = header.width * header.height
         hold = self.budget.hold(pixels, check) if self.budget is not None else contextlib.nullcontext()
         with hold:
@@ -130,7 +140,7 @@ class StylizeService:
 
         def job(check: Callable[[], None]) -> StylizeOutput:
             t0 = time.perf_counter()
-            image = self.decode_request(data, header, options.size, limits, check)
+            image = self.decode_request(data, header, options.size, limits, check, native=options.native)
             check()
             t1 = time.perf_counter()
             out = self.predict(stylizer, image, options)

@@ -75,7 +75,13 @@ def model_metadata(m: V2Model) -> dict[str, Any]:
         "platform": "onnxruntime_onnx",
         "inputs": inputs,
         "outputs": [{"name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1, 3, -1, -1]}],
-        "parameters": {"styles": list(m.stylizer.style_names), "recipe": meta.get("recipe", ""), "steps": meta.get("steps", "")},
+        "parameters": {
+            "styles": list(m.stylizer.style_names),
+            "recipe": meta.get("recipe", ""),
+            "steps": meta.get("steps", ""),
+            # the size `stylecast stylize --server` scales larger photos down to (contract.NATIVE_SCALE)
+            "native_size": meta.get("native_size", ""),
+        },
     }
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from stylecast.inference.backends import BackendName, Device, Precision, make_backend, model_styles, read_model_info
-from stylecast.inference.contract import INPUT_NAME, MIN_SIDE, OUTPUT_NAME, SIZE_MULTIPLE, STYLE_WEIGHTS_NAME
+from stylecast.inference.contract import INPUT_NAME, MIN_SIDE, OUTPUT_NAME, SIZE_MULTIPLE, STYLE_WEIGHTS_NAME, native_size
 from stylecast.inference.tiling import ThumbnailNormGraphs, run_tiled, thumbnail_norm_graphs
 from stylecast.color import preserve_luminance
 from stylecast.errors import UserError
@@ -44,6 +44,22 @@ def resized(image: np.ndarray, size: int | None) -> np.ndarray:
     if size is None or size == max(image.shape[:2]):
         return image
     return pil_to_array(resize_longer(array_to_pil(image), int(size)))
+
+
+# `size` 0 (`--size 0`, `?size=0`): the input's own size, not the style's native one.
+ORIGINAL_SIZE = 0
+
+
+def target_size(size: int | None, native: int | None, longer: int) -> int | None:
+    """The longer side to stylize an input of longer side `longer` at (None: as it is). An asked-for
+    `size` wins (ORIGINAL_SIZE: the input's own); else a larger input is scaled down to the style's
+    `native` size, where its strokes have the painting's proportions (contract.NATIVE_SCALE); a
+    smaller one is not scaled up: no pixels are invented unless asked for."""
+    if size is not None:
+        return None if size == ORIGINAL_SIZE else int(size)
+    if native is not None and longer > native:
+        return int(native)
+    return None
 
 
 def pad_amounts(height: int, width: int) -> tuple[int, int]:
@@ -147,6 +163,10 @@ class Stylizer:
         self.styles: list[dict] = model_styles(self.metadata, self.path)
         self.style_names: list[str] = [s["name"] for s in self.styles]
         self.style_weights: np.ndarray | None = None
+        try:
+            self.native_size: int | None = native_size(self.metadata, str(self.path))
+        except ValueError as e:
+            raise UserError(str(e)) from None
         self._backend = make_backend(self.path, session, device=device, backend=backend, threads=threads, precision=precision)
         self.backend: str = self._backend.name
         self.device: str = self._backend.device

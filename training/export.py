@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from stylecast.inference.contract import (
-    INPUT_NAME, IO_CONTRACT, META_PREFIX, MIN_SIDE, MULTI_IO_CONTRACT, OUTPUT_NAME, REQUIRED_METADATA, STYLE_WEIGHTS_NAME, STYLES_KEY,
+    INPUT_NAME, IO_CONTRACT, META_PREFIX, MIN_SIDE, MULTI_IO_CONTRACT, OUTPUT_NAME, REQUIRED_METADATA, STYLE_WEIGHTS_NAME, STYLES_KEY, native_size_for,
 )  # fmt: skip
 from stylecast import __version__
 from stylecast.errors import UserError
@@ -135,6 +135,8 @@ def metadata_from_checkpoint(hparams: dict[str, Any], global_step: int, *, style
     for key in ("style_size", "image_size", "vgg_weights", "pooling"):
         if hparams.get(key) is not None:
             meta[key] = str(hparams[key])
+    if hparams.get("style_size"):  # where its strokes have the painting's proportions (contract.NATIVE_SCALE)
+        meta["native_size"] = str(native_size_for(int(hparams["style_size"])))
     if float(hparams.get("stability_weight") or 0) > 0:  # trained against flicker (training/stability.py)
         meta["stability_weight"] = f"{float(hparams['stability_weight']):g}"
     if float(hparams.get("stability_noise_weight") or 0) > 0:

@@ -138,6 +138,7 @@ async function loadStyles() {
   }));
   if (data.styles.some((s) => s.name === previous)) select.value = previous;
   select.disabled = data.styles.length === 0;
+  nativeSizeLabel();
   if (data.styles.length || data.ready) buildSwatches(data.styles);
   buildMix();
   realtimeHint();
@@ -673,6 +674,14 @@ function styleByName(name) {
   return stylecast.styles.find((s) => s.name === name);
 }
 
+// The photo's default size: the server scales a larger photo down to the style's native size, where
+// its strokes have the painting's proportions (GET /v1/styles: native_size; none for older models).
+function nativeSizeLabel() {
+  const style = styleByName($("style").value);
+  const n = style && style.native_size;
+  $("size-native").textContent = n ? `the style's own size (${n} px, strokes as in the painting)` : "the style's own size";
+}
+
 async function fetchModel(url) {
   const response = await api(url);  // with the token: the model route follows the API's rules
   if (!response.ok) throw new Error(`model download: ${await errorText(response)}`);
@@ -854,6 +863,7 @@ function setup() {
 
   $("style").addEventListener("change", () => {
     markSwatch();
+    nativeSizeLabel();
     realtimeHint();
     buildMix();
     sendSettings({ style: settings().style });
