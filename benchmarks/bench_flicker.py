@@ -371,7 +371,10 @@ def render(p: dict) -> str:
     table = [[r["net"] + (" †" if r.get("added") else ""), *[r["mean"][k] for k in keys]] for r in p["rows"]]
     lines.append(markdown_table(["net", *keys], table))
     if any(r.get("added") for r in p["rows"]):
-        lines += ["", "† measured later with `--add` on the same machine (the numbers are deterministic: no timing is involved)."]
+        lines += [
+            "",
+            "† measured later with `--add` (the numbers are deterministic: no timing is involved; the machine may differ: the composition_vii rows were added on an Intel Xeon, where the 128² net reproduced its AMD EPYC row to every digit).",
+        ]
     return "\n".join(lines)
 
 

@@ -13,19 +13,20 @@ style_size as `native_size` (inference/contract.py NATIVE_SCALE) and `stylize` /
 larger inputs down to it unless told another `--size`.
 
     python -m benchmarks --only scale                   # every single-style model in checkpoints/
-    python -m benchmarks.bench_scale checkpoints/starry_night.onnx --sizes 128,256,512
+    python -m benchmarks.bench_scale checkpoints/starry_night.onnx     # re-measure one: its row replaced, the others kept
     python -m benchmarks.bench_scale --figure           # docs/figures/stroke_scale.jpg
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import ROOT, machine_info, machine_line, markdown_table, update_section, write_json
+from benchmarks.common import RESULTS, ROOT, machine_info, machine_line, markdown_table, update_section, write_json
 
 SIZES = (128, 192, 256, 384, 512, 768)
 PHOTOS = ("chelsea_cat.jpg", "brandenburg_gate.jpg", "dandelions.jpg")  # stylecast compare's held-out three
@@ -80,6 +81,7 @@ def run(quick: bool = True, models: list[Path] | None = None, sizes: tuple[int, 
     from stylecast.losses.perceptual import parse_layers
     from stylecast.losses.vgg import load_vgg
 
+    named = models is not None
     if models is None:  # single-style models only: a multi-style file has no one painting
         models = [m for m in sorted((ROOT / "checkpoints").glob("*.onnx")) if not Stylizer(m, backend="ort").styles]
     photos = [SHARED / "content" / p for p in PHOTOS]
@@ -87,6 +89,12 @@ def run(quick: bool = True, models: list[Path] | None = None, sizes: tuple[int, 
     layers = parse_layers(OBJECTIVES["gatys"].style_layers)
     rows = [measure(m, sizes, photos, vgg, layers, SHARED / "styles") for m in tqdm(models, desc="scale", unit="model")]
     info = machine_info()
+    earlier = RESULTS / "scale.json"
+    if named and earlier.exists():  # named models replace their rows; the others' stay (same sizes only)
+        old = json.loads(earlier.read_text())
+        if old["sizes"] == list(sizes):
+            mine = {r["model"] for r in rows}
+            rows = sorted([r for r in old["models"] if r["model"] not in mine] + rows, key=lambda r: r["model"])
     payload = {"machine": info, "sizes": list(sizes), "photos": list(PHOTOS), "layers": OBJECTIVES["gatys"].style_layers, "models": rows}
     write_json("scale", payload)
     write_section(payload)
