@@ -45,6 +45,20 @@ log = logging.getLogger("stylecast.server")
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 MIN_OUTPUT_SIDE = 8  # a smaller ?size= is refused (0 asks for the input's own size)
+SIZE_DOC = (
+    "longer side of the output in px; default: the style's native size (GET /v1/styles: native_size) "
+    "for a larger input, else the input's; 0: the input's own (at most max_side)"
+)
+
+
+def check_size(size: int | None, max_side: int) -> None:
+    """?size= of POST /v1/stylize: 422 past the server's limit or below MIN_OUTPUT_SIDE (0 is allowed)."""
+    if size is not None and size > max_side:
+        raise ApiError(422, "invalid_parameter", f"size: at most {max_side} px, got {size}")
+    if size is not None and 0 < size < MIN_OUTPUT_SIDE:
+        raise ApiError(422, "invalid_parameter", f"size: at least {MIN_OUTPUT_SIDE} px (or 0 for the input's own), got {size}")
+
+
 # 'wasm-unsafe-eval' lets the page compile WebAssembly (in-browser inference with onnxruntime-web,
 # served from /ort/) and nothing else: no eval, no inline script. worker-src 'self': onnxruntime-web's
 # WASM threads are module workers started from its own files (default-src would allow the same;
@@ -228,12 +242,7 @@ def add_api_routes(app: FastAPI, state: ServerState, require_token) -> None:
             max_length=200,
             description="style name from GET /v1/styles (default: the first), or a mix of one multi-style model's styles: starry_night:0.7,great_wave:0.3",
         ),
-        size: int | None = Query(
-            None,
-            ge=0,
-            description="longer side of the output in px; default: the style's native size (GET /v1/styles: native_size) "
-            "for a larger input, else the input's; 0: the input's own (at most max_side)",
-        ),
+        size: int | None = Query(None, ge=0, description=SIZE_DOC),
         strength: float = Query(1.0, ge=0.0, le=1.0, description="0 = the input, 1 = fully stylized"),
         preserve_color: bool = Query(False, description="keep the photo's colours, take the style's luminance"),
         format: str | None = Query(None, description="png, jpeg or webp (default: by Accept, else the server's default)"),
@@ -243,10 +252,7 @@ def add_api_routes(app: FastAPI, state: ServerState, require_token) -> None:
         state.require_ready()
         loaded = state.style(style)
         log_fields["style"] = loaded.name
-        if size is not None and size > config.max_side:
-            raise ApiError(422, "invalid_parameter", f"size: at most {config.max_side} px, got {size}")
-        if size is not None and 0 < size < MIN_OUTPUT_SIDE:
-            raise ApiError(422, "invalid_parameter", f"size: at least {MIN_OUTPUT_SIDE} px (or 0 for the input's own), got {size}")
+        check_size(size, config.max_side)
         fmt = choose_format(format, request.headers.get("accept"), OUTPUT_FORMATS[config.default_format.lower()])
         data = await _read_image_body(request, state)
         log_fields["bytes_in"] = len(data)
