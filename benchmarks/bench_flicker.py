@@ -123,13 +123,14 @@ def run(quick: bool = True, add: tuple[str, ...] = ()) -> dict:
         frames = earlier["frames"]
     for label, fn in (extra_nets(add) if add else nets()).items():
         mean, per_photo = measure_photos(fn, photos, frames)
-        rows.append({"net": label, "mean": mean, "per_photo": per_photo, "added": bool(add), "load_avg": os.getloadavg()[0]})
+        row = {"net": label, "mean": mean, "per_photo": per_photo, "added": bool(add), "load_avg": os.getloadavg()[0]}
+        rows.append({**row, "cpu": machine_info()["cpu"]} if add else row)
         print(f"  {label}: " + ", ".join(f"{k} {v:.2f}" for k, v in mean.items()), file=sys.stderr)
     if add:
         labels = {r["net"] for r in rows}
         rows = [r for r in earlier["rows"] if r["net"] not in labels] + rows
     payload = {
-        "machine": machine_info(),
+        "machine": earlier["machine"] if add else machine_info(),  # the section's machine: where the full run was
         "photos": list(PHOTOS),
         "frame": list(FRAME),
         "frames": frames,
@@ -368,13 +369,14 @@ def render(p: dict) -> str:
         "multiple of the nets' total stride (4): they are nearly shift-equivariant there and alias at 1 and 0.5 px.",
         "",
     ]
-    table = [[r["net"] + (" †" if r.get("added") else ""), *[r["mean"][k] for k in keys]] for r in p["rows"]]
+    elsewhere = {r["cpu"] for r in p["rows"] if r.get("cpu", p["machine"]["cpu"]) != p["machine"]["cpu"]}
+    mark = lambda r: (" †" if r.get("added") else "") + (" ‡" if r.get("cpu") in elsewhere else "")  # noqa: E731
+    table = [[r["net"] + mark(r), *[r["mean"][k] for k in keys]] for r in p["rows"]]
     lines.append(markdown_table(["net", *keys], table))
     if any(r.get("added") for r in p["rows"]):
-        lines += [
-            "",
-            "† measured later with `--add` (the numbers are deterministic: no timing is involved; the machine may differ: the composition_vii rows were added on an Intel Xeon, where the 128² net reproduced its AMD EPYC row to every digit).",
-        ]
+        lines += ["", "† measured later with `--add` (the numbers are deterministic: no timing is involved)."]
+    if elsewhere:
+        lines += ["", f"‡ added on another machine: {', '.join(sorted(elsewhere))}."]
     return "\n".join(lines)
 
 

@@ -22,8 +22,8 @@ import numpy as np
 
 from stylecast.errors import UserError
 from stylecast.inference import mix
-from stylecast.inference.contract import INPUT_NAME, OUTPUT_NAME, STYLE_WEIGHTS_NAME, native_size
-from stylecast.inference.stylizer import Stylizer
+from stylecast.inference.contract import INPUT_NAME, OUTPUT_NAME, STYLE_WEIGHTS_NAME
+from stylecast.inference.stylizer import Stylizer, native_size_of
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 
@@ -114,10 +114,8 @@ class RemoteStylizer(Stylizer):
         self.styles = [{"name": n} for n in style_names]
         self.style_names = style_names
         self.style_weights = None
-        try:  # our server passes the model's metadata on; a plain Triton model has none
-            self.native_size = native_size(self.metadata, f"--server {client.url}: model {model!r}")
-        except ValueError as e:
-            raise UserError(str(e)) from None
+        # our server passes the model's metadata on; a plain Triton model has none
+        self.native_size = native_size_of(self.metadata, f"--server {client.url}: model {model!r}")
         self._backend = _RemoteBackend(client, model)
         self.backend, self.device, self.providers = "remote", client.url, list(self._backend.providers)
         self.precision = "server's"

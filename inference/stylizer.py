@@ -62,6 +62,14 @@ def target_size(size: int | None, native: int | None, longer: int) -> int | None
     return None
 
 
+def native_size_of(metadata: dict, where: str) -> int | None:
+    """contract.native_size, a bad value as the one-line UserError naming `where` (file or server)."""
+    try:
+        return native_size(metadata, where)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
 def pad_amounts(height: int, width: int) -> tuple[int, int]:
     """(bottom, right) padding that makes both sides multiples of SIZE_MULTIPLE and >= MIN_SIDE."""
 
@@ -163,10 +171,7 @@ class Stylizer:
         self.styles: list[dict] = model_styles(self.metadata, self.path)
         self.style_names: list[str] = [s["name"] for s in self.styles]
         self.style_weights: np.ndarray | None = None
-        try:
-            self.native_size: int | None = native_size(self.metadata, str(self.path))
-        except ValueError as e:
-            raise UserError(str(e)) from None
+        self.native_size: int | None = native_size_of(self.metadata, str(self.path))
         self._backend = make_backend(self.path, session, device=device, backend=backend, threads=threads, precision=precision)
         self.backend: str = self._backend.name
         self.device: str = self._backend.device
