@@ -28,7 +28,6 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 # name              painting          recipe     steps  style_weight  extra
 SHIPPED="
 starry_night        starry_night      cpu-full   2400   1.0           --data.image_size 256
-the_scream          the_scream        cpu-full   2400   1.0           --data.image_size 256
 great_wave          great_wave        cpu-full   2400   1.0           --data.image_size 256
 starry_night_slim   starry_night      cpu-quick  1000   1.0
 great_wave_slim     great_wave        cpu-quick  3000   1.0
@@ -88,6 +87,33 @@ if [ $# -eq 0 ] || [[ "$wanted" == *" composition_vii "* ]]; then
     [ -f "$run/checkpoints/step-001500.ckpt" ] || cp "$run/checkpoints/last.ckpt" "$run/checkpoints/step-001500.ckpt"
   fi
   [ -f checkpoints/composition_vii.onnx ] || $PY -m stylecast.cli export "$run/checkpoints/step-001500.ckpt" -o checkpoints/composition_vii.onnx --name composition_vii --fp16-weights
+fi
+
+# The Scream in two stages: 2400 steps on 256² crops (the recipe above; shipped until 2026-11-30, compare
+# match 48.3, its curve still rising), then 1200 more from that net at lr 2e-4 (cosine to 2e-5), which took
+# it past issue 13's 50 (53.3). The shipped run started from that net's fp16-weight ONNX export
+# (`git show eff9c6c:checkpoints/the_scream.onnx`); this starts from its checkpoint, which differs from it
+# only by the fp16 rounding of the weights.
+if [ $# -eq 0 ] || [[ "$wanted" == *" the_scream "* ]]; then
+  first=runs/the_scream_2400 run=runs/the_scream
+  if [ ! -f "$first/checkpoints/step-002400.ckpt" ]; then
+    resume=(); [ -f "$first/checkpoints/last.ckpt" ] && resume=(--ckpt_path "$first/checkpoints/last.ckpt")
+    start=$(date +%s)
+    $PY -m stylecast.cli train --recipe cpu-full --style "$STYLES/the_scream.jpg" --data "$PHOTOS" --steps 2400 \
+      --data.image_size 256 --trainer.val_check_interval 250 --out "$first" "${resume[@]}"
+    printf '{"start": %s, "end": %s, "load_avg_1_5_15": "%s"}\n' "$start" "$(date +%s)" "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$first/wall_time.jsonl"
+    [ -f "$first/checkpoints/step-002400.ckpt" ] || cp "$first/checkpoints/last.ckpt" "$first/checkpoints/step-002400.ckpt"
+  fi
+  if [ ! -f "$run/checkpoints/step-001200.ckpt" ]; then
+    resume=(); [ -f "$run/checkpoints/last.ckpt" ] && resume=(--ckpt_path "$run/checkpoints/last.ckpt")
+    start=$(date +%s)
+    $PY -m stylecast.cli train --recipe cpu-full --style "$STYLES/the_scream.jpg" --data "$PHOTOS" --steps 1200 \
+      --data.image_size 256 --model.lr 0.0002 --model.init_from "$first/checkpoints/step-002400.ckpt" \
+      --trainer.val_check_interval 300 --checkpoint.every_n_train_steps 150 --out "$run" "${resume[@]}"
+    printf '{"start": %s, "end": %s, "load_avg_1_5_15": "%s"}\n' "$start" "$(date +%s)" "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$run/wall_time.jsonl"
+    [ -f "$run/checkpoints/step-001200.ckpt" ] || cp "$run/checkpoints/last.ckpt" "$run/checkpoints/step-001200.ckpt"
+  fi
+  [ -f checkpoints/the_scream.onnx ] || $PY -m stylecast.cli export "$run/checkpoints/step-001200.ckpt" -o checkpoints/the_scream.onnx --name the_scream --fp16-weights
 fi
 
 # The multi-style model (conditional instance norm, Dumoulin et al. 2017): eight paintings trained
@@ -189,9 +215,12 @@ fi
 # moved to The Great Wave in 2000 steps of the realtime-tiny-fullres recipe at the tiny recipe's lr
 # (2e-3, not the fine-tuning 5e-4: another painting, not a grown head) and lighter stability weights
 # (1e7 + noise 3e8: the recipe's 3e7 + 1e9 cost +38.5 % loss against a control, these +17.5 %, and both
-# hold still through the temporal filter; README, "Holding still across frames").
+# hold still through the temporal filter; README, "Holding still across frames"). Then 500 more steps on
+# 256² crops at lr 5e-4 with the same weights (2026-11-30): validation total 101k -> 85.0k, under the
+# no-stability control's 86.2k, at 0.5-px pan 2.29 through the filter (issue 16's bound 2.3). The shipped
+# second stage started from the first's fp16-weight ONNX export; this starts from its checkpoint.
 if [ $# -eq 0 ] || [[ "$wanted" == *" great_wave_tiny_fullres "* ]]; then
-  run=runs/great_wave_tiny_fullres
+  run=runs/great_wave_tiny_fullres second=runs/great_wave_tiny_fullres_256
   if [ ! -f "$run/checkpoints/step-002000.ckpt" ]; then
     resume=(); [ -f "$run/checkpoints/last.ckpt" ] && resume=(--ckpt_path "$run/checkpoints/last.ckpt")
     start=$(date +%s)
@@ -201,5 +230,15 @@ if [ $# -eq 0 ] || [[ "$wanted" == *" great_wave_tiny_fullres "* ]]; then
       --trainer.val_check_interval 500 --checkpoint.every_n_train_steps 250 --out "$run" "${resume[@]}"
     printf '{"start": %s, "end": %s, "load_avg_1_5_15": "%s"}\n' "$start" "$(date +%s)" "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$run/wall_time.jsonl"
   fi
-  [ -f checkpoints/great_wave_tiny_fullres.onnx ] || $PY -m stylecast.cli export "$run/checkpoints/step-002000.ckpt" -o checkpoints/great_wave_tiny_fullres.onnx --name great_wave_tiny_fullres --fp16-weights
+  if [ ! -f "$second/checkpoints/step-000500.ckpt" ]; then
+    resume=(); [ -f "$second/checkpoints/last.ckpt" ] && resume=(--ckpt_path "$second/checkpoints/last.ckpt")
+    start=$(date +%s)
+    $PY -m stylecast.cli train --recipe realtime-tiny-fullres --style "$STYLES/great_wave.jpg" --data "$PHOTOS" \
+      --steps 500 --model.lr 0.0005 --model.stability_weight 1e7 --model.stability_noise_weight 3e8 --data.image_size 256 \
+      --model.init_from "$run/checkpoints/step-002000.ckpt" \
+      --trainer.val_check_interval 250 --checkpoint.every_n_train_steps 250 --out "$second" "${resume[@]}"
+    printf '{"start": %s, "end": %s, "load_avg_1_5_15": "%s"}\n' "$start" "$(date +%s)" "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$second/wall_time.jsonl"
+    [ -f "$second/checkpoints/step-000500.ckpt" ] || cp "$second/checkpoints/last.ckpt" "$second/checkpoints/step-000500.ckpt"
+  fi
+  [ -f checkpoints/great_wave_tiny_fullres.onnx ] || $PY -m stylecast.cli export "$second/checkpoints/step-000500.ckpt" -o checkpoints/great_wave_tiny_fullres.onnx --name great_wave_tiny_fullres --fp16-weights
 fi
