@@ -17,6 +17,22 @@ PY=${PY:-.venv/bin/python}
 # OpenMP threads spin while they wait; on a shared 2-core machine that made a step 3x slower.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 
+# One training stage: stage RUN STEPS TRAIN_ARGS... Skipped once RUN has step-STEPS.ckpt, resumed from
+# its last.ckpt when interrupted; appends the session's wall time and load to RUN/wall_time.jsonl (the
+# model card reads them) and keeps the final step under its number (the trainer's last save is last.ckpt).
+stage() {
+  local run=$1 steps=$2 final start resume=()
+  shift 2
+  final=$(printf "%s/checkpoints/step-%06d.ckpt" "$run" "$steps")
+  [ -f "$final" ] && return 0
+  [ -f "$run/checkpoints/last.ckpt" ] && resume=(--ckpt_path "$run/checkpoints/last.ckpt")
+  echo "== $run: $steps steps ($(date -u +%H:%M:%S) UTC)"
+  start=$(date +%s)
+  $PY -m stylecast.cli train --data "$PHOTOS" --steps "$steps" --out "$run" "$@" "${resume[@]}"
+  printf '{"start": %s, "end": %s, "load_avg_1_5_15": "%s"}\n' "$start" "$(date +%s)" "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$run/wall_time.jsonl"
+  [ -f "$final" ] || cp "$run/checkpoints/last.ckpt" "$final"
+}
+
 # Full nets are named after the painting, slim real-time nets get _slim. style_weight overrides
 # the recipe's where a painting needs it: Composition VII's Gram matrices are far from photos'
 # (mean style loss of 12 training photos against it 9.5e5, vs 3.8e5 for The Great Wave and
@@ -41,21 +57,9 @@ echo "$SHIPPED" | while read -r name painting recipe steps sw extra; do
   [ -f "$STYLES/$painting.jpg" ] || { echo "train_shipped: no $STYLES/$painting.jpg (set STYLES=folder of the paintings)" >&2; exit 2; }
   run="runs/$name"
   final=$(printf "%s/checkpoints/step-%06d.ckpt" "$run" "$steps")
-  if [ ! -f "$final" ]; then
-    resume=()
-    extra_args=(); [ "${extra:--}" = "-" ] || read -r -a extra_args <<< "$extra"
-    [ -f "$run/checkpoints/last.ckpt" ] && resume=(--ckpt_path "$run/checkpoints/last.ckpt")
-    echo "== $name: $recipe, $steps steps -> $run ($(date -u +%H:%M:%S) UTC)"
-    start=$(date +%s)
-    $PY -m stylecast.cli train --style "$STYLES/$painting.jpg" --data "$PHOTOS" --recipe "$recipe" \
-      --steps "$steps" --model.style_weight "$sw" --out "$run" "${resume[@]}" "${extra_args[@]}" \
-      --trainer.val_check_interval "$((steps < 1000 ? steps / 2 : 250))"  # a validation at the last step
-    # wall time of each (possibly resumed) session and the machine's load, for the model card
-    printf '{"start": %s, "end": %s, "load_avg_1_5_15": "%s"}\n' "$start" "$(date +%s)" \
-      "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$run/wall_time.jsonl"
-    # the trainer's final save is last.ckpt; keep it under its step number too
-    [ -f "$final" ] || cp "$run/checkpoints/last.ckpt" "$final"
-  fi
+  extra_args=(); [ "${extra:--}" = "-" ] || read -r -a extra_args <<< "$extra"
+  stage "$run" "$steps" --style "$STYLES/$painting.jpg" --recipe "$recipe" --model.style_weight "$sw" "${extra_args[@]}" \
+    --trainer.val_check_interval "$((steps < 1000 ? steps / 2 : 250))"  # a validation at the last step
   [ -f "checkpoints/$name.onnx" ] && continue
   echo "== $name: export ($(date -u +%H:%M:%S) UTC)"
   # weights stored in fp16, computed in fp32 (half the file); great_wave_slim predates the option
@@ -69,23 +73,11 @@ done
 # Style weight 0.4 in both (see above).
 if [ $# -eq 0 ] || [[ "$wanted" == *" composition_vii "* ]]; then
   first=runs/composition_vii_128 run=runs/composition_vii
-  if [ ! -f "$first/checkpoints/step-000700.ckpt" ]; then
-    resume=(); [ -f "$first/checkpoints/last.ckpt" ] && resume=(--ckpt_path "$first/checkpoints/last.ckpt")
-    start=$(date +%s)
-    $PY -m stylecast.cli train --recipe cpu-full --style "$STYLES/composition_vii.jpg" --data "$PHOTOS" --steps 700 \
-      --model.style_weight 0.4 --trainer.val_check_interval 350 --out "$first" "${resume[@]}"
-    printf '{"start": %s, "end": %s, "load_avg_1_5_15": "%s"}\n' "$start" "$(date +%s)" "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$first/wall_time.jsonl"
-    [ -f "$first/checkpoints/step-000700.ckpt" ] || cp "$first/checkpoints/last.ckpt" "$first/checkpoints/step-000700.ckpt"
-  fi
-  if [ ! -f "$run/checkpoints/step-001500.ckpt" ]; then
-    resume=(); [ -f "$run/checkpoints/last.ckpt" ] && resume=(--ckpt_path "$run/checkpoints/last.ckpt")
-    start=$(date +%s)
-    $PY -m stylecast.cli train --recipe cpu-full --style "$STYLES/composition_vii.jpg" --data "$PHOTOS" --steps 1500 \
+  stage "$first" 700 --recipe cpu-full --style "$STYLES/composition_vii.jpg" \
+      --model.style_weight 0.4 --trainer.val_check_interval 350
+  stage "$run" 1500 --recipe cpu-full --style "$STYLES/composition_vii.jpg" \
       --model.style_weight 0.4 --data.image_size 256 --model.init_from "$first/checkpoints/step-000700.ckpt" \
-      --trainer.val_check_interval 250 --checkpoint.every_n_train_steps 75 --out "$run" "${resume[@]}"
-    printf '{"start": %s, "end": %s, "load_avg_1_5_15": "%s"}\n' "$start" "$(date +%s)" "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$run/wall_time.jsonl"
-    [ -f "$run/checkpoints/step-001500.ckpt" ] || cp "$run/checkpoints/last.ckpt" "$run/checkpoints/step-001500.ckpt"
-  fi
+      --trainer.val_check_interval 250 --checkpoint.every_n_train_steps 75
   [ -f checkpoints/composition_vii.onnx ] || $PY -m stylecast.cli export "$run/checkpoints/step-001500.ckpt" -o checkpoints/composition_vii.onnx --name composition_vii --fp16-weights
 fi
 
@@ -96,23 +88,11 @@ fi
 # only by the fp16 rounding of the weights.
 if [ $# -eq 0 ] || [[ "$wanted" == *" the_scream "* ]]; then
   first=runs/the_scream_2400 run=runs/the_scream
-  if [ ! -f "$first/checkpoints/step-002400.ckpt" ]; then
-    resume=(); [ -f "$first/checkpoints/last.ckpt" ] && resume=(--ckpt_path "$first/checkpoints/last.ckpt")
-    start=$(date +%s)
-    $PY -m stylecast.cli train --recipe cpu-full --style "$STYLES/the_scream.jpg" --data "$PHOTOS" --steps 2400 \
-      --data.image_size 256 --trainer.val_check_interval 250 --out "$first" "${resume[@]}"
-    printf '{"start": %s, "end": %s, "load_avg_1_5_15": "%s"}\n' "$start" "$(date +%s)" "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$first/wall_time.jsonl"
-    [ -f "$first/checkpoints/step-002400.ckpt" ] || cp "$first/checkpoints/last.ckpt" "$first/checkpoints/step-002400.ckpt"
-  fi
-  if [ ! -f "$run/checkpoints/step-001200.ckpt" ]; then
-    resume=(); [ -f "$run/checkpoints/last.ckpt" ] && resume=(--ckpt_path "$run/checkpoints/last.ckpt")
-    start=$(date +%s)
-    $PY -m stylecast.cli train --recipe cpu-full --style "$STYLES/the_scream.jpg" --data "$PHOTOS" --steps 1200 \
+  stage "$first" 2400 --recipe cpu-full --style "$STYLES/the_scream.jpg" \
+      --data.image_size 256 --trainer.val_check_interval 250
+  stage "$run" 1200 --recipe cpu-full --style "$STYLES/the_scream.jpg" \
       --data.image_size 256 --model.lr 0.0002 --model.init_from "$first/checkpoints/step-002400.ckpt" \
-      --trainer.val_check_interval 300 --checkpoint.every_n_train_steps 150 --out "$run" "${resume[@]}"
-    printf '{"start": %s, "end": %s, "load_avg_1_5_15": "%s"}\n' "$start" "$(date +%s)" "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$run/wall_time.jsonl"
-    [ -f "$run/checkpoints/step-001200.ckpt" ] || cp "$run/checkpoints/last.ckpt" "$run/checkpoints/step-001200.ckpt"
-  fi
+      --trainer.val_check_interval 300 --checkpoint.every_n_train_steps 150
   [ -f checkpoints/the_scream.onnx ] || $PY -m stylecast.cli export "$run/checkpoints/step-001200.ckpt" -o checkpoints/the_scream.onnx --name the_scream --fp16-weights
 fi
 
@@ -133,15 +113,9 @@ if [ $# -eq 0 ] || [[ "$wanted" == *" painters "* ]]; then
     ln -sf "$(realpath "$STYLES/$p.jpg")" "$added/paintings/$p.jpg"  # replayed while the shared weights train
   done
   ln -sf "$(realpath "$STYLES/great_wave.jpg")" "$added/paintings/great_wave.jpg"
-  if [ ! -f "$base/checkpoints/step-002000.ckpt" ]; then
-    resume=(); [ -f "$base/checkpoints/last.ckpt" ] && resume=(--ckpt_path "$base/checkpoints/last.ckpt")
-    start=$(date +%s)
-    $PY -m stylecast.cli train --recipe cpu-full --style "$base/paintings" --data "$PHOTOS" \
+  stage "$base" 2000 --recipe cpu-full --style "$base/paintings" \
       --model.init_from checkpoints/starry_night.onnx --model.style_weights '[0.4, 1, 1, 1, 1, 1, 1, 0.75]' \
-      --steps 2000 --trainer.val_check_interval 500 --checkpoint.every_n_train_steps 250 --out "$base" "${resume[@]}"
-    printf '{"start": %s, "end": %s, "load_avg_1_5_15": "%s"}\n' "$start" "$(date +%s)" "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$base/wall_time.jsonl"
-    [ -f "$base/checkpoints/step-002000.ckpt" ] || cp "$base/checkpoints/last.ckpt" "$base/checkpoints/step-002000.ckpt"
-  fi
+      --trainer.val_check_interval 500 --checkpoint.every_n_train_steps 250
   if [ ! -f "$added/checkpoints/last.ckpt" ]; then
     start=$(date +%s)
     $PY -m stylecast.cli train --recipe cpu-full --base "$base/checkpoints/step-002000.ckpt" --style "$added/paintings" \
@@ -174,14 +148,9 @@ if [ $# -eq 0 ] || [[ "$wanted" == *" starry_night_tiny "* ]]; then
   # filter averages a still camera's noise itself, so the net needs less of the loss (+4.6 % loss
   # against a control of the same length without it; 1e7 cost +13 %).
   light=runs/starry_night_tiny_light
-  if [ ! -f "$light/checkpoints/step-001000.ckpt" ]; then
-    resume=(); [ -f "$light/checkpoints/last.ckpt" ] && resume=(--ckpt_path "$light/checkpoints/last.ckpt")
-    start=$(date +%s)
-    $PY -m stylecast.cli train --recipe realtime-tiny --style "$STYLES/starry_night.jpg" --data "$PHOTOS" --steps 1000 \
+  stage "$light" 1000 --recipe realtime-tiny --style "$STYLES/starry_night.jpg" \
       --model.init_from "$run/checkpoints/step-000500.ckpt" --model.lr 0.002 --model.stability_weight 3e6 \
-      --trainer.val_check_interval 250 --checkpoint.every_n_train_steps 250 --out "$light" "${resume[@]}"
-    printf '{"start": %s, "end": %s, "load_avg_1_5_15": "%s"}\n' "$start" "$(date +%s)" "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$light/wall_time.jsonl"
-  fi
+      --trainer.val_check_interval 250 --checkpoint.every_n_train_steps 250
   [ -f checkpoints/starry_night_tiny.onnx ] || $PY -m stylecast.cli export "$light/checkpoints/step-001000.ckpt" -o checkpoints/starry_night_tiny.onnx --name starry_night_tiny --fp16-weights
 fi
 
@@ -221,24 +190,13 @@ fi
 # second stage started from the first's fp16-weight ONNX export; this starts from its checkpoint.
 if [ $# -eq 0 ] || [[ "$wanted" == *" great_wave_tiny_fullres "* ]]; then
   run=runs/great_wave_tiny_fullres second=runs/great_wave_tiny_fullres_256
-  if [ ! -f "$run/checkpoints/step-002000.ckpt" ]; then
-    resume=(); [ -f "$run/checkpoints/last.ckpt" ] && resume=(--ckpt_path "$run/checkpoints/last.ckpt")
-    start=$(date +%s)
-    $PY -m stylecast.cli train --recipe realtime-tiny-fullres --style "$STYLES/great_wave.jpg" --data "$PHOTOS" \
-      --steps 2000 --model.lr 0.002 --model.stability_weight 1e7 --model.stability_noise_weight 3e8 \
+  stage "$run" 2000 --recipe realtime-tiny-fullres --style "$STYLES/great_wave.jpg" \
+      --model.lr 0.002 --model.stability_weight 1e7 --model.stability_noise_weight 3e8 \
       --model.init_from runs/starry_night_tiny_fullres/checkpoints/step-001000.ckpt \
-      --trainer.val_check_interval 500 --checkpoint.every_n_train_steps 250 --out "$run" "${resume[@]}"
-    printf '{"start": %s, "end": %s, "load_avg_1_5_15": "%s"}\n' "$start" "$(date +%s)" "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$run/wall_time.jsonl"
-  fi
-  if [ ! -f "$second/checkpoints/step-000500.ckpt" ]; then
-    resume=(); [ -f "$second/checkpoints/last.ckpt" ] && resume=(--ckpt_path "$second/checkpoints/last.ckpt")
-    start=$(date +%s)
-    $PY -m stylecast.cli train --recipe realtime-tiny-fullres --style "$STYLES/great_wave.jpg" --data "$PHOTOS" \
-      --steps 500 --model.lr 0.0005 --model.stability_weight 1e7 --model.stability_noise_weight 3e8 --data.image_size 256 \
+      --trainer.val_check_interval 500 --checkpoint.every_n_train_steps 250
+  stage "$second" 500 --recipe realtime-tiny-fullres --style "$STYLES/great_wave.jpg" \
+      --model.lr 0.0005 --model.stability_weight 1e7 --model.stability_noise_weight 3e8 --data.image_size 256 \
       --model.init_from "$run/checkpoints/step-002000.ckpt" \
-      --trainer.val_check_interval 250 --checkpoint.every_n_train_steps 250 --out "$second" "${resume[@]}"
-    printf '{"start": %s, "end": %s, "load_avg_1_5_15": "%s"}\n' "$start" "$(date +%s)" "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$second/wall_time.jsonl"
-    [ -f "$second/checkpoints/step-000500.ckpt" ] || cp "$second/checkpoints/last.ckpt" "$second/checkpoints/step-000500.ckpt"
-  fi
+      --trainer.val_check_interval 250 --checkpoint.every_n_train_steps 250
   [ -f checkpoints/great_wave_tiny_fullres.onnx ] || $PY -m stylecast.cli export "$second/checkpoints/step-000500.ckpt" -o checkpoints/great_wave_tiny_fullres.onnx --name great_wave_tiny_fullres --fp16-weights
 fi
